@@ -1,0 +1,15 @@
+// Command kube-apiserver is the upstream Kubernetes API server, built from
+// k8s.io/kubernetes so the e2e suite can run a real control plane without
+// containers.
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewAPIServerCommand()))
+}
