@@ -53,7 +53,12 @@ test: vet unit e2e
 
 demo: build kubebin
 	go build -o $(BIN)/fluxd-demo ./e2e/demo
-	FLUXD_KUBEBIN=$(KUBEBIN) $(BIN)/fluxd-demo --fluxd $(BIN)/fluxd --fluxctl $(BIN)/fluxctl
+	FLUXD_KUBEBIN=$(KUBEBIN) $(BIN)/fluxd-demo --fluxd $(BIN)/fluxd
+
+bench: build kubebin
+	go build -o $(BIN)/fluxd-bench ./e2e/bench
+	FLUXD_KUBEBIN=$(KUBEBIN) $(BIN)/fluxd-bench --fluxd $(BIN)/fluxd -o $(BIN)/bench.md
+	@echo "(the table is in $(BIN)/bench.md; copy it into BENCHMARKS.md with the machine it came from)"
 
 clean:
 	rm -rf $(BIN)

@@ -27,16 +27,15 @@ var example embed.FS
 
 func main() {
 	fluxd := flag.String("fluxd", "", "path to a fluxd binary to run against the environment")
-	fluxctl := flag.String("fluxctl", "", "path to the fluxctl binary, for the printed examples")
 	keep := flag.Bool("keep", false, "keep the environment's directory on exit")
 	flag.Parse()
-	if err := run(*fluxd, *fluxctl, *keep); err != nil {
+	if err := run(*fluxd, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(fluxdBin, fluxctlBin string, keep bool) error {
+func run(fluxdBin string, keep bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	dir, err := os.MkdirTemp("", "fluxd-demo-")
@@ -76,7 +75,7 @@ func run(fluxdBin, fluxctlBin string, keep bool) error {
 		}
 		defer daemon.Stop(10 * time.Second)
 	}
-	printGuide(env, repo, dir, daemon, fluxctlBin)
+	printGuide(env, repo, dir, daemon)
 	if daemon != nil {
 		select {
 		case <-ctx.Done():
@@ -159,13 +158,12 @@ func startFluxd(ctx context.Context, env *harness.Env, repo *harness.GitRepo, bi
 		"--cluster-name", "demo",
 		"--sync-garbage-collection",
 		"--git-poll-interval", "5s",
-		"--memcached", env.Memcached.Addr,
-		"--listen", "127.0.0.1:3030",
+		"--sync-interval", "1m",
 		"--log-format", "console",
 	)
 }
 
-func printGuide(env *harness.Env, repo *harness.GitRepo, dir string, daemon *harness.Process, fluxctl string) {
+func printGuide(env *harness.Env, repo *harness.GitRepo, dir string, daemon *harness.Process) {
 	gitSSH := ""
 	for _, e := range env.Git.GitEnv() {
 		if v, ok := strings.CutPrefix(e, "GIT_SSH_COMMAND="); ok {
@@ -187,20 +185,17 @@ func printGuide(env *harness.Env, repo *harness.GitRepo, dir string, daemon *har
 `, env.Kube.Host, env.Kube.Kubeconfig, kubectl, repo.SSHURL, gitSSH, repo.SSHURL,
 		env.Registry.Host, env.Registry.Host, env.Memcached.Addr)
 	if daemon != nil {
-		if fluxctl == "" {
-			fluxctl = "fluxctl"
-		}
 		fmt.Printf(`
-  fluxd        http://127.0.0.1:3030/api/flux   (log: %s)
+  fluxd        pid %d, syncing deploy/ every 5s   (log: %s)
 
 Try it:
   cd demo-repo && sed -i 's/LOG_LEVEL: info/LOG_LEVEL: debug/' deploy/cart-config.yaml
   git commit -am 'Debug logging for cart' && git push
-  %s sync --url http://127.0.0.1:3030/api/flux     # or wait for the poll interval
+  kill -HUP %d     # sync now, or wait for the 5s poll
   %s get configmap cart-config -n demo -o yaml
   git fetch origin 'refs/notes/*:refs/notes/*' --tags && git log --notes=flux-sync/demo
   git show flux-sync/demo
-`, daemon.LogPath, fluxctl, kubectl)
+`, daemon.Pid(), daemon.LogPath, daemon.Pid(), kubectl)
 	}
 	fmt.Printf("\nLogs of every part are under %s. Press Ctrl-C to stop everything.\n", dir)
 }

@@ -149,3 +149,9 @@ func LookBin(name string) (string, error) {
 	}
 	return "", fmt.Errorf("%s not found on PATH or in /usr/sbin: run `make deps` to install it", name)
 }
+
+// Pid is the process ID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/fluxd/fluxd/gitstate"
+	"github.com/fluxd/fluxd/kube"
+	"github.com/fluxd/fluxd/notes"
+	"github.com/fluxd/fluxd/sync"
+)
+
+// run wires the daemon together and runs it until ctx is done.
+func run(ctx context.Context, f *flags) error {
+	log := newLogger(f)
+	log.Info().Str("version", version).Str("git_url", redactURL(f.GitURL)).Str("branch", f.GitBranch).
+		Strs("paths", f.GitPath).Bool("readonly", f.GitReadonly).Bool("gc", f.SyncGarbageCollection).Msg("fluxd starting")
+
+	cluster, err := kube.Connect(f.Kubeconfig, kube.WithWorkers(f.SyncWorkers))
+	if err != nil {
+		return fmt.Errorf("connect to Kubernetes: %w", err)
+	}
+	name, err := clusterName(ctx, f, cluster, log)
+	if err != nil {
+		return err
+	}
+
+	repo, cleanup, err := openRepo(f, log)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	identity := gitstate.Signature{Name: f.GitUser, Email: f.GitEmail}
+	loop, err := sync.New(sync.Config{
+		Cluster:      name,
+		Paths:        f.GitPath,
+		ReadOnly:     f.GitReadonly,
+		PollInterval: f.GitPollInterval,
+		SyncInterval: f.SyncInterval,
+	},
+		&syncRepo{repo: repo, identity: identity},
+		&syncCluster{cluster: cluster, opts: kube.SyncOptions{
+			GCMark: kube.GCMark(name, f.GitURL, f.GitBranch, f.GitPath),
+			Prune:  f.SyncGarbageCollection,
+		}},
+		sync.WithLogger(log.With().Str("loop", "sync").Logger()),
+	)
+	if err != nil {
+		return err
+	}
+	go triggerOnHangup(ctx, loop, log)
+	log.Info().Str("cluster", name).Str("tag", notes.SyncTag(name)).Str("notes", notes.SyncNotesRef(name)).Msg("syncing")
+	err = loop.Run(ctx)
+	log.Info().Msg("fluxd stopped")
+	return err
+}
+
+// clusterName is --cluster-name, or else the UID of kube-system, which
+// stays the same for the life of the cluster.
+func clusterName(ctx context.Context, f *flags, cluster *kube.Cluster, log zerolog.Logger) (string, error) {
+	if f.ClusterName != "" {
+		return f.ClusterName, notes.ValidateClusterName(f.ClusterName)
+	}
+	var (
+		id  string
+		err error
+	)
+	// The apiserver may still be starting: retry for a while.
+	for wait := time.Second; ; wait = min(2*wait, 15*time.Second) {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		id, err = cluster.ClusterID(cctx)
+		cancel()
+		if err == nil {
+			log.Info().Str("cluster", id).Msg("cluster name derived from the UID of the kube-system namespace (set --cluster-name to choose one)")
+			return id, notes.ValidateClusterName(id)
+		}
+		log.Error().Err(err).Msg("cannot read the kube-system namespace to name this cluster; retrying (or set --cluster-name)")
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("cluster name: %w", err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// openRepo opens the local mirror, in --git-dir or a temporary directory.
+func openRepo(f *flags, log zerolog.Logger) (*gitstate.Repo, func(), error) {
+	key, err := readFileFlag("--git-ssh-key-file", f.GitSSHKeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	known, err := readFileFlag("--git-known-hosts-file", f.GitKnownHostsFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	password, err := readFileFlag("--git-password-file", f.GitPasswordFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, remove := f.GitDir, func() {}
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "fluxd-git-"); err != nil {
+			return nil, nil, err
+		}
+		remove = func() { os.RemoveAll(dir) }
+	}
+	repo, err := gitstate.Open(gitstate.Config{
+		URL:    f.GitURL,
+		Branch: f.GitBranch,
+		Dir:    dir,
+		Log:    log.With().Str("component", "git").Logger(),
+		Auth: gitstate.Auth{
+			SSHPrivateKey: key,
+			KnownHosts:    known,
+			Username:      f.GitUsername,
+			Password:      strings.TrimSpace(string(password)),
+		},
+	})
+	if err != nil {
+		remove()
+		return nil, nil, fmt.Errorf("open git mirror of %s: %w", redactURL(f.GitURL), err)
+	}
+	return repo, func() { repo.Close(); remove() }, nil
+}
+
+// triggerOnHangup syncs at once on SIGHUP, like a git notify.
+func triggerOnHangup(ctx context.Context, loop *sync.Loop, log zerolog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info().Msg("SIGHUP: syncing now")
+			loop.Trigger()
+		}
+	}
+}
+
+func newLogger(f *flags) zerolog.Logger {
+	level, _ := zerolog.ParseLevel(f.LogLevel)
+	var log zerolog.Logger
+	if f.LogFormat == "console" {
+		st, err := os.Stderr.Stat()
+		tty := err == nil && st.Mode()&os.ModeCharDevice != 0
+		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly, NoColor: !tty})
+	} else {
+		log = zerolog.New(os.Stderr)
+	}
+	return log.Level(level).With().Timestamp().Logger()
+}
+
+// redactURL hides a password in an https URL.
+func redactURL(s string) string {
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		if creds, host, ok := strings.Cut(rest, "@"); ok {
+			if user, _, ok := strings.Cut(creds, ":"); ok {
+				return scheme + "://" + user + ":***@" + host
+			}
+		}
+	}
+	return s
+}

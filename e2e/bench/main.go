@@ -1,0 +1,428 @@
+// Command fluxd-bench measures fluxd's sync beside kubectl on one real
+// control plane, in one run: a generated repo of 1,000 objects (20
+// Namespaces, 400 Deployments, 300 Services, 280 ConfigMaps) applied cold,
+// re-applied unchanged, and changed by a one-line commit. It prints a
+// markdown table with the ratios. `make bench` runs it.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/fluxd/fluxd/e2e/harness"
+)
+
+func main() {
+	fluxd := flag.String("fluxd", "bin/fluxd", "the fluxd binary to measure")
+	out := flag.String("o", "", "also write the report to this file")
+	flag.Parse()
+	if err := run(*fluxd, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// counts of the generated objects, per namespace.
+const (
+	namespaces = 20
+	deploys    = 20 // 400
+	services   = 15 // 300
+	configMaps = 14 // 280
+)
+
+type result struct {
+	name     string
+	cold     time.Duration
+	noop     time.Duration
+	change   time.Duration // one-line commit to applied
+	rss      int64         // peak, KiB
+	coldNote string
+}
+
+func run(fluxdBin, outPath string) error {
+	ctx, stop := signalContext()
+	defer stop()
+	dir, err := os.MkdirTemp("", "fluxd-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	env, err := harness.StartEnv(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	logf("environment up in %s", dir)
+
+	var results []result
+	for _, mode := range []struct {
+		name, prefix string
+		args         []string
+	}{
+		{"kubectl apply (client-side)", "kcs", nil},
+		{"kubectl apply --server-side", "kss", []string{"--server-side"}},
+	} {
+		r, err := benchKubectl(ctx, env, dir, mode.name, mode.prefix, mode.args)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	r, err := benchFluxd(ctx, env, dir, fluxdBin)
+	if err != nil {
+		return err
+	}
+	results = append(results, r)
+	report := render(results)
+	fmt.Print(report)
+	if outPath != "" {
+		return os.WriteFile(outPath, []byte(report), 0o644)
+	}
+	return nil
+}
+
+// generate writes the 1,000 objects, one file each, under dir/<prefix>.
+func generate(dir, prefix string) (string, error) {
+	root := filepath.Join(dir, prefix)
+	write := func(p, s string) error {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(p, []byte(s), 0o644)
+	}
+	for n := 0; n < namespaces; n++ {
+		ns := fmt.Sprintf("%s-%02d", prefix, n)
+		d := filepath.Join(root, ns)
+		if err := write(filepath.Join(d, "namespace.yaml"), fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n", ns)); err != nil {
+			return "", err
+		}
+		for i := 0; i < deploys; i++ {
+			if err := write(filepath.Join(d, fmt.Sprintf("deploy-%02d.yaml", i)), deployment(ns, i)); err != nil {
+				return "", err
+			}
+		}
+		for i := 0; i < services; i++ {
+			s := fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata:\n  name: app-%02d\n  namespace: %s\nspec:\n  selector:\n    app: app-%02d\n  ports:\n    - port: 80\n      targetPort: 8080\n", i, ns, i)
+			if err := write(filepath.Join(d, fmt.Sprintf("svc-%02d.yaml", i)), s); err != nil {
+				return "", err
+			}
+		}
+		for i := 0; i < configMaps; i++ {
+			if err := write(filepath.Join(d, fmt.Sprintf("cm-%02d.yaml", i)), configMap(ns, i, "info")); err != nil {
+				return "", err
+			}
+		}
+	}
+	return root, nil
+}
+
+func deployment(ns string, i int) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app-%02[2]d
+  namespace: %[1]s
+  labels:
+    app: app-%02[2]d
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: app-%02[2]d
+  template:
+    metadata:
+      labels:
+        app: app-%02[2]d
+    spec:
+      containers:
+        - name: app
+          image: registry.example.com/app-%02[2]d:1.0.%[2]d
+          ports:
+            - containerPort: 8080
+          resources:
+            requests: {cpu: 10m, memory: 16Mi}
+`, ns, i)
+}
+
+func configMap(ns string, i int, level string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-%02d\n  namespace: %s\ndata:\n  LOG_LEVEL: %s\n  INDEX: \"%d\"\n", i, ns, level, i)
+}
+
+func benchKubectl(ctx context.Context, env *harness.Env, dir, name, prefix string, extra []string) (result, error) {
+	root, err := generate(dir, prefix)
+	if err != nil {
+		return result{}, err
+	}
+	apply := func() (time.Duration, error) {
+		// Namespaces first, as a user would (kubectl does not order them).
+		start := time.Now()
+		if out, err := env.Kube.Kubectl(ctx, append([]string{"apply", "-R", "-f", root}, extra...)...); err != nil {
+			return 0, fmt.Errorf("%s: %v\n%s", name, err, tail(out))
+		}
+		return time.Since(start), nil
+	}
+	// kubectl cannot create objects in a namespace it creates in the same
+	// run, so the namespaces are created first and not timed.
+	for n := 0; n < namespaces; n++ {
+		if _, err := env.Kube.Kubectl(ctx, "apply", "-f", filepath.Join(root, fmt.Sprintf("%s-%02d", prefix, n), "namespace.yaml")); err != nil {
+			return result{}, err
+		}
+	}
+	r := result{name: name, coldNote: "namespaces made beforehand"}
+	logf("%s: cold", name)
+	if r.cold, err = apply(); err != nil {
+		return r, err
+	}
+	logf("%s: no-op", name)
+	if r.noop, err = apply(); err != nil {
+		return r, err
+	}
+	// One-line change: the apply of the whole set, as a GitOps loop that
+	// runs kubectl would do.
+	if err := os.WriteFile(filepath.Join(root, prefix+"-00", "cm-00.yaml"), []byte(configMap(prefix+"-00", 0, "debug")), 0o644); err != nil {
+		return r, err
+	}
+	logf("%s: one-line change", name)
+	if r.change, err = apply(); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func benchFluxd(ctx context.Context, env *harness.Env, dir, bin string) (result, error) {
+	r := result{name: "fluxd"}
+	root, err := generate(dir, "flx")
+	if err != nil {
+		return r, err
+	}
+	remote, err := env.Git.NewRepo("bench", "main")
+	if err != nil {
+		return r, err
+	}
+	git := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "user.name=Bench", "-c", "user.email=bench@example.com"}, args...)...)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), env.Git.GitEnv()...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"commit", "-q", "-m", "1,000 objects"}, {"push", "-q", remote.SSHURL, "main"}} {
+		if err := git(args...); err != nil {
+			return r, err
+		}
+	}
+	fdir := filepath.Join(dir, "fluxd")
+	if err := os.MkdirAll(fdir, 0o755); err != nil {
+		return r, err
+	}
+	start := time.Now()
+	p, err := harness.StartProcess(fdir, "fluxd", bin,
+		"--kubeconfig", env.Kube.Kubeconfig,
+		"--git-url", remote.SSHURL,
+		"--git-ssh-key-file", env.Git.ClientKey.PrivatePath,
+		"--git-known-hosts-file", env.Git.KnownHostsPath,
+		"--cluster-name", "bench",
+		"--git-poll-interval", "1h",
+		"--sync-interval", "1h",
+		"--sync-garbage-collection",
+		"--log-format", "json",
+	)
+	if err != nil {
+		return r, err
+	}
+	defer p.Stop(10 * time.Second)
+	syncs := func() []syncLine { return readSyncs(p.LogPath) }
+	waitSync := func(n int) (syncLine, error) {
+		deadline := time.Now().Add(5 * time.Minute)
+		for time.Now().Before(deadline) {
+			if s := syncs(); len(s) >= n {
+				return s[n-1], nil
+			}
+			if done, err := p.Exited(); done {
+				return syncLine{}, fmt.Errorf("fluxd exited (%v):\n%s", err, p.Tail(3000))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return syncLine{}, fmt.Errorf("no sync %d after 5m:\n%s", n, p.Tail(3000))
+	}
+	logf("fluxd: cold")
+	s, err := waitSync(1)
+	if err != nil {
+		return r, err
+	}
+	if s.Applied != 1000 {
+		return r, fmt.Errorf("cold sync applied %d objects, want 1000 (failed %d)", s.Applied, s.Failed)
+	}
+	r.cold = time.Duration(s.MS) * time.Millisecond
+	r.coldNote = fmt.Sprintf("namespaces included; %.2f s from process start", time.Since(start).Seconds())
+
+	// No-op: a commit that changes no manifest makes fluxd sync the whole set again.
+	logf("fluxd: no-op")
+	if err := os.WriteFile(filepath.Join(root, "README.md"), []byte("bench\n"), 0o644); err != nil {
+		return r, err
+	}
+	for _, args := range [][]string{{"add", "."}, {"commit", "-q", "-m", "readme"}, {"push", "-q", remote.SSHURL, "main"}} {
+		if err := git(args...); err != nil {
+			return r, err
+		}
+	}
+	_ = p.Signal(syscall.SIGHUP)
+	if s, err = waitSync(2); err != nil {
+		return r, err
+	}
+	if s.Unchanged != 1000 {
+		return r, fmt.Errorf("no-op sync: %d unchanged, %d applied, want 1000 unchanged", s.Unchanged, s.Applied)
+	}
+	r.noop = time.Duration(s.MS) * time.Millisecond
+
+	// One-line commit to applied, once fluxd is told of the push.
+	logf("fluxd: one-line change")
+	cs, err := kubernetes.NewForConfig(env.Kube.RESTConfig())
+	if err != nil {
+		return r, err
+	}
+	if err := os.WriteFile(filepath.Join(root, "flx-00", "cm-00.yaml"), []byte(configMap("flx-00", 0, "debug")), 0o644); err != nil {
+		return r, err
+	}
+	for _, args := range [][]string{{"add", "."}, {"commit", "-q", "-m", "debug"}, {"push", "-q", remote.SSHURL, "main"}} {
+		if err := git(args...); err != nil {
+			return r, err
+		}
+	}
+	told := time.Now()
+	_ = p.Signal(syscall.SIGHUP)
+	for {
+		cm, err := cs.CoreV1().ConfigMaps("flx-00").Get(ctx, "config-00", metav1.GetOptions{})
+		if err == nil && cm.Data["LOG_LEVEL"] == "debug" {
+			break
+		}
+		if time.Since(told) > time.Minute {
+			return r, fmt.Errorf("the one-line change was not applied in a minute:\n%s", p.Tail(3000))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	r.change = time.Since(told)
+	if _, err := waitSync(3); err != nil {
+		return r, err
+	}
+	r.rss = peakRSS(p.Pid())
+	return r, nil
+}
+
+type syncLine struct {
+	Message   string `json:"message"`
+	MS        int64  `json:"ms"`
+	Applied   int    `json:"applied"`
+	Unchanged int    `json:"unchanged"`
+	Failed    int    `json:"failed"`
+}
+
+func readSyncs(path string) []syncLine {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []syncLine
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l syncLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Message == "sync done" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// peakRSS reads VmHWM, the peak resident set, in KiB.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
+}
+
+func render(rs []result) string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "Sync of 1,000 objects (20 Namespaces, 400 Deployments, 300 Services, 280 ConfigMaps)\n")
+	fmt.Fprintf(&b, "on one kube-apiserver v1.34.4 + etcd v3.6, %s, %d CPUs, %s/%s, %s, %s.\n\n",
+		host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	b.WriteString("| tool | cold | no-op re-sync | one-line change applied | peak RSS | note |\n|---|---|---|---|---|---|\n")
+	for _, r := range rs {
+		rss := "–"
+		if r.rss > 0 {
+			rss = fmt.Sprintf("%.0f MiB", float64(r.rss)/1024)
+		}
+		fmt.Fprintf(&b, "| %s | %.2f s | %.3f s | %.3f s | %s | %s |\n", r.name, r.cold.Seconds(), r.noop.Seconds(), r.change.Seconds(), rss, r.coldNote)
+	}
+	f, ssa, csa := rs[len(rs)-1], rs[1], rs[0]
+	fmt.Fprintf(&b, "\nRatios (peer time / fluxd time; higher is better for fluxd):\n\n")
+	fmt.Fprintf(&b, "| against | cold | no-op | one-line change |\n|---|---|---|---|\n")
+	for _, peer := range []result{ssa, csa} {
+		fmt.Fprintf(&b, "| %s | %.1fx | %.0fx | %.0fx |\n", peer.name, ratio(peer.cold, f.cold), ratio(peer.noop, f.noop), ratio(peer.change, f.change))
+	}
+	fmt.Fprintf(&b, "\nTargets: cold at least 2x faster than kubectl --server-side (%.1fx: %s); no-op under 0.3 s (%.3f s: %s); one-line change under 1 s (%.3f s: %s); RSS under 150 MiB (%.0f MiB: %s).\n",
+		ratio(ssa.cold, f.cold), pass(ratio(ssa.cold, f.cold) >= 2), f.noop.Seconds(), pass(f.noop < 300*time.Millisecond),
+		f.change.Seconds(), pass(f.change < time.Second), float64(f.rss)/1024, pass(f.rss > 0 && f.rss < 150*1024))
+	return b.String()
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func pass(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+		}
+	}
+	return "unknown CPU"
+}
+
+func tail(b []byte) string {
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
