@@ -54,6 +54,10 @@ type result struct {
 }
 
 func run(fluxdBin, outPath string) error {
+	fluxdBin, err := filepath.Abs(fluxdBin)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	dir, err := os.MkdirTemp("", "fluxd-bench-")

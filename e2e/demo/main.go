@@ -70,6 +70,9 @@ func run(fluxdBin string, keep bool) error {
 
 	var daemon *harness.Process
 	if fluxdBin != "" {
+		if fluxdBin, err = filepath.Abs(fluxdBin); err != nil {
+			return err
+		}
 		if daemon, err = startFluxd(ctx, env, repo, fluxdBin, dir); err != nil {
 			return err
 		}
