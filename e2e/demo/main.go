@@ -196,7 +196,8 @@ Try it:
   git commit -am 'Debug logging for cart' && git push
   kill -HUP %d     # sync now, or wait for the 5s poll
   %s get configmap cart-config -n demo -o yaml
-  git fetch origin 'refs/notes/*:refs/notes/*' --tags && git log --notes=flux-sync/demo
+  git fetch origin '+refs/notes/*:refs/notes/*' '+refs/tags/flux-sync/*:refs/tags/flux-sync/*'
+  git log --notes=flux-sync/demo
   git show flux-sync/demo
 `, daemon.Pid(), daemon.LogPath, daemon.Pid(), kubectl)
 	}
