@@ -140,6 +140,7 @@ func (w *workRepo) syncRecord(cluster, commit string) (notes.SyncRecord, bool) {
 type daemon struct {
 	t    *testing.T
 	proc *harness.Process
+	url  string // the API's base URL, http://127.0.0.1:<port>/api/flux
 }
 
 // fluxdArgs are the flags every e2e fluxd gets: the test's repo over ssh,
@@ -164,11 +165,17 @@ func startFluxd(t *testing.T, name string, args ...string) *daemon {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	port, err := harness.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", port)
+	args = append(args, "--listen", listen)
 	p, err := harness.StartProcess(dir, "fluxd", filepath.Join(binDir, "fluxd"), args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, proc: p}
+	d := &daemon{t: t, proc: p, url: "http://" + listen + "/api/flux"}
 	t.Cleanup(func() {
 		d.stop()
 		if t.Failed() {

@@ -17,6 +17,8 @@ import (
 // Status is a snapshot of the loop, for the API and for tests.
 type Status struct {
 	Head       string    // branch head at the last fetch
+	LastFetch  time.Time // when the last fetch worked
+	FetchError string    // why the last fetch failed; "" when it worked
 	Applied    string    // commit the sync tag marks (or would, read-only)
 	LastSync   time.Time // when the last sync finished
 	LastRecord *notes.SyncRecord
@@ -160,14 +162,16 @@ func (l *Loop) Run(ctx context.Context) error {
 func (l *Loop) Step(ctx context.Context) error {
 	if err := l.repo.Fetch(ctx); err != nil {
 		l.log.Error().Err(err).Msg("git fetch failed; the cluster is left as it is and the fetch is retried")
+		l.setStatus(func(s *Status) { s.FetchError = err.Error() })
 		return fmt.Errorf("git fetch: %w", err)
 	}
+	fetched := l.now()
 	head, err := l.repo.Head()
 	if err != nil {
 		l.log.Error().Err(err).Msg("cannot read the branch head")
 		return fmt.Errorf("branch head: %w", err)
 	}
-	l.setStatus(func(s *Status) { s.Head = head })
+	l.setStatus(func(s *Status) { s.Head, s.LastFetch, s.FetchError = head, fetched, "" })
 	if !l.tagRead {
 		if err := l.readTag(); err != nil {
 			return err

@@ -2,16 +2,15 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/fluxd/fluxd/server/client"
 )
 
 var version = "dev"
@@ -23,55 +22,31 @@ type globals struct {
 	Output  string        `name:"output" short:"o" enum:"table,json" default:"table" help:"Output format: table or json."`
 }
 
+func (g *globals) client() (*client.Client, error) {
+	return client.New(g.URL, g.Token, nil)
+}
+
 type cli struct {
 	globals
 	Version versionCmd `cmd:"" help:"Print the client's and the daemon's versions."`
-}
-
-type versionCmd struct{}
-
-func (versionCmd) Run(g *globals) error {
-	fmt.Printf("client: %s\n", version)
-	v, err := daemonVersion(g)
-	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
-	}
-	fmt.Printf("daemon: %s\n", v)
-	return nil
-}
-
-func daemonVersion(g *globals) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), g.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(g.URL, "/")+"/v11/version", nil)
-	if err != nil {
-		return "", fmt.Errorf("bad --url %q: %w", g.URL, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if g.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+g.Token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("cannot reach fluxd at %s (is it running? is --url right?): %w", g.URL, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	var v string
-	if err := json.Unmarshal(body, &v); err != nil {
-		return "", fmt.Errorf("unexpected answer from %s: %q", g.URL, body)
-	}
-	return v, nil
+	Status  statusCmd  `cmd:"" help:"Show the repo, the branch head, the sync tag, pending commits and the last sync."`
+	Sync    syncCmd    `cmd:"" help:"Fetch and apply the branch head now, and wait until it is applied."`
 }
 
 func main() {
 	var c cli
 	ctx := kong.Parse(&c, kong.Name("fluxctl"), kong.Description("Talk to fluxd, the git-native GitOps daemon."), kong.UsageOnError())
 	if err := ctx.Run(&c.globals); err != nil {
-		fmt.Fprintln(os.Stderr, "Error:", err)
+		printError(err)
 		os.Exit(1)
+	}
+}
+
+// printError prints one readable line, and fluxd's help if it gave one.
+func printError(err error) {
+	fmt.Fprintln(os.Stderr, "Error:", err)
+	var e *client.Error
+	if errors.As(err, &e) && e.Help != "" && !strings.Contains(err.Error(), e.Help) {
+		fmt.Fprintln(os.Stderr, "\n"+e.Help)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -31,6 +32,11 @@ type flags struct {
 	SyncGarbageCollection bool          `name:"sync-garbage-collection" help:"Delete objects fluxd applied from this repo once they leave git."`
 	SyncWorkers           int           `name:"sync-workers" default:"16" help:"How many objects to apply at once."`
 
+	Listen         string `name:"listen" default:"127.0.0.1:3030" help:"Address of the HTTP API and /metrics."`
+	Token          string `name:"token" help:"API token: every route but ping and /metrics then needs 'Authorization: Bearer <token>'. Prefer --token-file."`
+	TokenFile      string `name:"token-file" type:"existingfile" help:"File holding the API token."`
+	InsecureNoAuth bool   `name:"insecure-no-auth" help:"Allow --listen on a non-loopback address without a token."`
+
 	Kubeconfig string `name:"kubeconfig" type:"path" help:"Kubeconfig file. Default: the in-cluster configuration, then $KUBECONFIG."`
 	LogFormat  string `name:"log-format" enum:"json,console" default:"json" help:"Log format: json or console."`
 	LogLevel   string `name:"log-level" enum:"debug,info,warn,error" default:"info" help:"Least severe level to log."`
@@ -49,6 +55,12 @@ func (f *flags) Validate() error {
 	}
 	if f.SyncWorkers < 1 || f.SyncWorkers > 256 {
 		return fmt.Errorf("--sync-workers %d: use 1 to 256", f.SyncWorkers)
+	}
+	if f.Token != "" && f.TokenFile != "" {
+		return fmt.Errorf("give --token or --token-file, not both")
+	}
+	if err := checkListen(f.Listen, f.Token != "" || f.TokenFile != "", f.InsecureNoAuth); err != nil {
+		return err
 	}
 	for _, p := range f.GitPath {
 		if strings.HasPrefix(p, "/") || strings.Contains("/"+p+"/", "/../") {
@@ -88,4 +100,36 @@ func readFileFlag(name, path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return b, nil
+}
+
+// checkListen refuses to serve the API without a token on anything but
+// loopback, unless told to.
+func checkListen(addr string, token, insecure bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w (want host:port, e.g. 127.0.0.1:3030)", addr, err)
+	}
+	if token || insecure {
+		return nil
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("--listen %s would serve the API to the network without a token: set --token-file (or --token), or add --insecure-no-auth if that is what you want", addr)
+}
+
+// apiToken is the token from --token or --token-file.
+func (f *flags) apiToken() (string, error) {
+	if f.TokenFile == "" {
+		return f.Token, nil
+	}
+	b, err := readFileFlag("--token-file", f.TokenFile)
+	if err != nil {
+		return "", err
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("--token-file %s is empty", f.TokenFile)
+	}
+	return t, nil
 }

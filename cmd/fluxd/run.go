@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"github.com/fluxd/fluxd/gitstate"
 	"github.com/fluxd/fluxd/kube"
 	"github.com/fluxd/fluxd/notes"
+	"github.com/fluxd/fluxd/server"
 	"github.com/fluxd/fluxd/sync"
 )
 
@@ -32,12 +36,20 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 
-	repo, cleanup, err := openRepo(f, log)
+	key, err := readFileFlag("--git-ssh-key-file", f.GitSSHKeyFile)
+	if err != nil {
+		return err
+	}
+	repo, cleanup, err := openRepo(f, key, log)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
 
+	metrics, err := server.NewMetrics(nil)
+	if err != nil {
+		return err
+	}
 	identity := gitstate.Signature{Name: f.GitUser, Email: f.GitEmail}
 	loop, err := sync.New(sync.Config{
 		Cluster:      name,
@@ -46,21 +58,84 @@ func run(ctx context.Context, f *flags) error {
 		PollInterval: f.GitPollInterval,
 		SyncInterval: f.SyncInterval,
 	},
-		&syncRepo{repo: repo, identity: identity},
+		fetchMetrics{&syncRepo{repo: repo, identity: identity}, metrics.ObserveFetch},
 		&syncCluster{cluster: cluster, opts: kube.SyncOptions{
 			GCMark: kube.GCMark(name, f.GitURL, f.GitBranch, f.GitPath),
 			Prune:  f.SyncGarbageCollection,
 		}},
 		sync.WithLogger(log.With().Str("loop", "sync").Logger()),
+		sync.WithOnSync(metrics.ObserveSyncRecord),
 	)
 	if err != nil {
 		return err
 	}
+	d := &daemonAPI{repo: repo, loop: loop, cluster: name, url: f.GitURL, branch: f.GitBranch, paths: f.GitPath,
+		ro: f.GitReadonly, log: log.With().Str("component", "api").Logger(), jobs: newSyncJobs()}
+	if d.publicKey, err = publicKeyOf(key); err != nil {
+		return err
+	}
+	srv, err := newServer(f, d, metrics, log)
+	if err != nil {
+		return err
+	}
 	go triggerOnHangup(ctx, loop, log)
-	log.Info().Str("cluster", name).Str("tag", notes.SyncTag(name)).Str("notes", notes.SyncNotesRef(name)).Msg("syncing")
-	err = loop.Run(ctx)
+	log.Info().Str("cluster", name).Str("tag", notes.SyncTag(name)).Str("notes", notes.SyncNotesRef(name)).
+		Str("listen", f.Listen).Msg("syncing")
+	err = runAll(ctx, log, loop.Run, srv)
 	log.Info().Msg("fluxd stopped")
 	return err
+}
+
+// newServer builds the HTTP API server.
+func newServer(f *flags, d *daemonAPI, metrics *server.Metrics, log zerolog.Logger) (*http.Server, error) {
+	token, err := f.apiToken()
+	if err != nil {
+		return nil, err
+	}
+	opts := []server.Option{server.WithMetrics(metrics), server.WithLogger(log.With().Str("component", "http").Logger())}
+	if token != "" {
+		opts = append(opts, server.WithToken(token))
+	}
+	s, err := server.New(server.Deps{
+		Version:  version,
+		Notifier: d,
+		Sync:     d,
+		Jobs:     d,
+		Status:   d,
+		Repo:     d,
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return s.HTTPServer(f.Listen), nil
+}
+
+// runAll runs the loop and serves HTTP until ctx is done or one of them
+// fails; then it stops the other.
+func runAll(ctx context.Context, log zerolog.Logger, loop func(context.Context) error, srv *http.Server) error {
+	ln, err := net.Listen("tcp", srv.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", srv.Addr, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- loop(ctx) }()
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("http server: %w", err)
+			return
+		}
+		errs <- nil
+	}()
+	log.Info().Str("addr", ln.Addr().String()).Msg("serving the API under /api/flux, and /metrics")
+	first := <-errs
+	cancel()
+	shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	_ = srv.Shutdown(shutdown)
+	second := <-errs
+	return errors.Join(first, second)
 }
 
 // clusterName is --cluster-name, or else the UID of kube-system, which
@@ -92,11 +167,7 @@ func clusterName(ctx context.Context, f *flags, cluster *kube.Cluster, log zerol
 }
 
 // openRepo opens the local mirror, in --git-dir or a temporary directory.
-func openRepo(f *flags, log zerolog.Logger) (*gitstate.Repo, func(), error) {
-	key, err := readFileFlag("--git-ssh-key-file", f.GitSSHKeyFile)
-	if err != nil {
-		return nil, nil, err
-	}
+func openRepo(f *flags, key []byte, log zerolog.Logger) (*gitstate.Repo, func(), error) {
 	known, err := readFileFlag("--git-known-hosts-file", f.GitKnownHostsFile)
 	if err != nil {
 		return nil, nil, err
