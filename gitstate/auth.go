@@ -190,3 +190,18 @@ func (s *session) pushStatus(ref, status string) error {
 	}
 	return nil
 }
+
+// SetSSHKey replaces the ssh private key used from the next fetch or push
+// on, as when the deploy key is regenerated.
+func (r *Repo) SetSSHKey(private []byte) error {
+	return lockedErr(r, func(t *Tx) error {
+		signer, err := ssh.ParsePrivateKey(private)
+		if err != nil {
+			return fmt.Errorf("ssh private key: %w (it must be unencrypted)", err)
+		}
+		t.creds.auth.SSHPrivateKey = private
+		t.creds.auth.SSHPublicKey = nil
+		t.creds.sshPub = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+		return nil
+	})
+}

@@ -28,9 +28,12 @@ func (g *globals) client() (*client.Client, error) {
 
 type cli struct {
 	globals
-	Version versionCmd `cmd:"" help:"Print the client's and the daemon's versions."`
-	Status  statusCmd  `cmd:"" help:"Show the repo, the branch head, the sync tag, pending commits and the last sync."`
-	Sync    syncCmd    `cmd:"" help:"Fetch and apply the branch head now, and wait until it is applied."`
+	Version       versionCmd       `cmd:"" help:"Print the client's and the daemon's versions."`
+	Status        statusCmd        `cmd:"" help:"Show the repo, the branch head, the sync tag, pending commits and the last sync."`
+	Sync          syncCmd          `cmd:"" help:"Fetch and apply the branch head now, and wait until it is applied."`
+	ListWorkloads listWorkloadsCmd `cmd:"" name:"list-workloads" aliases:"list-services,list-controllers" help:"List the workloads in the cluster, with their containers, status and policies."`
+	Save          saveCmd          `cmd:"" help:"Export the cluster's workloads as clean YAML."`
+	Identity      identityCmd      `cmd:"" help:"Show fluxd's ssh deploy key, to install in the git host."`
 }
 
 func main() {

@@ -29,8 +29,7 @@ type daemonAPI struct {
 	ro      bool
 	log     zerolog.Logger
 	jobs    *syncJobs
-	// publicKey is the deploy key's public half.
-	publicKey api.PublicKey
+	key     *deployKey
 }
 
 // Notify triggers a fetch and sync for a git change. Image changes are
@@ -197,15 +196,15 @@ func (f fetchMetrics) Fetch(ctx context.Context) error {
 
 // GitRepoConfig describes the repository and the deploy key. fluxctl sync
 // asks for it first and goes on only when the status is ready.
-func (d *daemonAPI) GitRepoConfig(_ context.Context, regenerate bool) (api.GitConfig, error) {
-	if regenerate {
-		return api.GitConfig{}, api.UserError(errors.New("this fluxd uses the deploy key given with --git-ssh-key-file, which it cannot regenerate"),
-			"Make a new key with ssh-keygen -t ed25519, install its public half as a deploy key of the repository, and restart fluxd with --git-ssh-key-file pointing at it.")
+func (d *daemonAPI) GitRepoConfig(ctx context.Context, regenerate bool) (api.GitConfig, error) {
+	public, err := d.key.Public(ctx, regenerate)
+	if err != nil {
+		return api.GitConfig{}, err
 	}
 	s := d.loop.Status()
 	cfg := api.GitConfig{
 		Remote:       api.GitRemote{URL: redactURL(d.url), Branch: d.branch, Path: strings.Join(d.paths, ",")},
-		PublicSSHKey: d.publicKey,
+		PublicSSHKey: public,
 		Error:        s.FetchError,
 	}
 	switch {
@@ -236,4 +235,11 @@ func publicKeyOf(private []byte) (api.PublicKey, error) {
 			"md5":    {Hash: "MD5:" + ssh.FingerprintLegacyMD5(pub)},
 		},
 	}, nil
+}
+
+func short(commit string) string {
+	if len(commit) > 7 {
+		return commit[:7]
+	}
+	return commit
 }

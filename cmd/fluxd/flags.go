@@ -37,6 +37,9 @@ type flags struct {
 	TokenFile      string `name:"token-file" type:"existingfile" help:"File holding the API token."`
 	InsecureNoAuth bool   `name:"insecure-no-auth" help:"Allow --listen on a non-loopback address without a token."`
 
+	K8sSecretName      string `name:"k8s-secret-name" default:"fluxd-git-deploy" help:"Secret that holds the ssh deploy key fluxd makes when no --git-ssh-key-file is given."`
+	K8sSecretNamespace string `name:"k8s-secret-namespace" default:"default" help:"Namespace of that Secret."`
+
 	Kubeconfig string `name:"kubeconfig" type:"path" help:"Kubeconfig file. Default: the in-cluster configuration, then $KUBECONFIG."`
 	LogFormat  string `name:"log-format" enum:"json,console" default:"json" help:"Log format: json or console."`
 	LogLevel   string `name:"log-level" enum:"debug,info,warn,error" default:"info" help:"Least severe level to log."`

@@ -18,6 +18,7 @@ import (
 	"github.com/fluxd/fluxd/kube"
 	"github.com/fluxd/fluxd/notes"
 	"github.com/fluxd/fluxd/server"
+	"github.com/fluxd/fluxd/server/api"
 	"github.com/fluxd/fluxd/sync"
 )
 
@@ -36,7 +37,7 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 
-	key, err := readFileFlag("--git-ssh-key-file", f.GitSSHKeyFile)
+	key, keys, err := loadDeployKey(ctx, f, cluster)
 	if err != nil {
 		return err
 	}
@@ -69,25 +70,24 @@ func run(ctx context.Context, f *flags) error {
 	if err != nil {
 		return err
 	}
+	keys.onChange = repo.SetSSHKey
 	d := &daemonAPI{repo: repo, loop: loop, cluster: name, url: f.GitURL, branch: f.GitBranch, paths: f.GitPath,
-		ro: f.GitReadonly, log: log.With().Str("component", "api").Logger(), jobs: newSyncJobs()}
-	if d.publicKey, err = publicKeyOf(key); err != nil {
-		return err
-	}
-	srv, err := newServer(f, d, metrics, log)
+		ro: f.GitReadonly, log: log.With().Str("component", "api").Logger(), jobs: newSyncJobs(), key: keys}
+	c := &clusterAPI{cluster: cluster, cache: cluster.NewWorkloadCache(), repo: repo, loop: loop, paths: f.GitPath, readOnly: f.GitReadonly}
+	srv, err := newServer(f, d, c, metrics, log)
 	if err != nil {
 		return err
 	}
 	go triggerOnHangup(ctx, loop, log)
 	log.Info().Str("cluster", name).Str("tag", notes.SyncTag(name)).Str("notes", notes.SyncNotesRef(name)).
 		Str("listen", f.Listen).Msg("syncing")
-	err = runAll(ctx, log, loop.Run, srv)
+	err = runAll(ctx, log, srv, loop.Run, c.cache.Run)
 	log.Info().Msg("fluxd stopped")
 	return err
 }
 
 // newServer builds the HTTP API server.
-func newServer(f *flags, d *daemonAPI, metrics *server.Metrics, log zerolog.Logger) (*http.Server, error) {
+func newServer(f *flags, d *daemonAPI, c *clusterAPI, metrics *server.Metrics, log zerolog.Logger) (*http.Server, error) {
 	token, err := f.apiToken()
 	if err != nil {
 		return nil, err
@@ -97,12 +97,14 @@ func newServer(f *flags, d *daemonAPI, metrics *server.Metrics, log zerolog.Logg
 		opts = append(opts, server.WithToken(token))
 	}
 	s, err := server.New(server.Deps{
-		Version:  version,
-		Notifier: d,
-		Sync:     d,
-		Jobs:     d,
-		Status:   d,
-		Repo:     d,
+		Version:   version,
+		Notifier:  d,
+		Sync:      d,
+		Jobs:      d,
+		Status:    d,
+		Repo:      d,
+		Workloads: c,
+		Exporter:  c,
 	}, opts...)
 	if err != nil {
 		return nil, err
@@ -110,17 +112,19 @@ func newServer(f *flags, d *daemonAPI, metrics *server.Metrics, log zerolog.Logg
 	return s.HTTPServer(f.Listen), nil
 }
 
-// runAll runs the loop and serves HTTP until ctx is done or one of them
-// fails; then it stops the other.
-func runAll(ctx context.Context, log zerolog.Logger, loop func(context.Context) error, srv *http.Server) error {
+// runAll serves HTTP and runs each component until ctx is done or one of
+// them fails; then it stops the others.
+func runAll(ctx context.Context, log zerolog.Logger, srv *http.Server, components ...func(context.Context) error) error {
 	ln, err := net.Listen("tcp", srv.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", srv.Addr, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 2)
-	go func() { errs <- loop(ctx) }()
+	errs := make(chan error, len(components)+1)
+	for _, run := range components {
+		go func() { errs <- run(ctx) }()
+	}
 	go func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("http server: %w", err)
@@ -134,8 +138,35 @@ func runAll(ctx context.Context, log zerolog.Logger, loop func(context.Context) 
 	shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
 	_ = srv.Shutdown(shutdown)
-	second := <-errs
-	return errors.Join(first, second)
+	all := []error{first}
+	for range components {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}
+
+// loadDeployKey returns the ssh key for git: --git-ssh-key-file, or for an
+// ssh URL without one, the key fluxd keeps in a Secret (made on first start).
+func loadDeployKey(ctx context.Context, f *flags, cluster *kube.Cluster) ([]byte, *deployKey, error) {
+	if f.GitSSHKeyFile != "" {
+		key, err := readFileFlag("--git-ssh-key-file", f.GitSSHKeyFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		public, err := publicKeyOf(key)
+		return key, &deployKey{public: public}, err
+	}
+	keys := &deployKey{cluster: cluster, namespace: f.K8sSecretNamespace, name: f.K8sSecretName,
+		public: api.PublicKey{Fingerprints: map[string]api.Fingerprint{}}}
+	if !isSSHURL(f.GitURL) {
+		return nil, keys, nil
+	}
+	key, err := keys.fromSecret(ctx, false)
+	return key, keys, err
+}
+
+func isSSHURL(u string) bool {
+	return strings.HasPrefix(u, "ssh://") || !strings.Contains(u, "://")
 }
 
 // clusterName is --cluster-name, or else the UID of kube-system, which

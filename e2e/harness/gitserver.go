@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -225,4 +226,20 @@ func (g *GitServer) Stop() {
 	if g != nil && g.proc != nil {
 		g.proc.Stop(5 * time.Second)
 	}
+}
+
+// authorizeMu serialises edits of authorized_keys.
+var authorizeMu sync.Mutex
+
+// AuthorizeKey adds an authorized_keys line (a deploy key) to the server.
+func (g *GitServer) AuthorizeKey(line string) error {
+	authorizeMu.Lock()
+	defer authorizeMu.Unlock()
+	f, err := os.OpenFile(filepath.Join(g.Dir, "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteString(strings.TrimSpace(line) + "\n")
+	return err
 }

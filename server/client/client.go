@@ -5,6 +5,7 @@ package client
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"encoding/json"
 	"errors"
@@ -154,4 +155,17 @@ func (c *Client) SyncStatus(ctx context.Context, ref string) ([]string, error) {
 func (c *Client) ListWorkloads(ctx context.Context, namespace string) ([]api.ControllerStatus, error) {
 	var s []api.ControllerStatus
 	return s, c.do(ctx, http.MethodGet, "/v6/services", url.Values{"namespace": {namespace}}, nil, &s)
+}
+
+// Export returns the cluster's workloads as a multi-document YAML stream.
+func (c *Client) Export(ctx context.Context) ([]byte, error) {
+	var b64 string
+	if err := c.do(ctx, http.MethodGet, "/v6/export", nil, nil, &b64); err != nil {
+		return nil, err
+	}
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("fluxd's export is not base64: %w", err)
+	}
+	return b, nil
 }

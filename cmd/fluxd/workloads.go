@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	gosync "sync"
+
+	"github.com/fluxd/fluxd/gitstate"
+	"github.com/fluxd/fluxd/kube"
+	"github.com/fluxd/fluxd/kube/resource"
+	"github.com/fluxd/fluxd/server/api"
+	"github.com/fluxd/fluxd/sync"
+)
+
+// clusterAPI answers the routes that read the cluster: list-workloads and
+// export. Policies come from the manifests at the commit the sync tag
+// marks, never from memory alone.
+type clusterAPI struct {
+	cluster  *kube.Cluster
+	cache    *kube.WorkloadCache
+	repo     *gitstate.Repo
+	loop     *sync.Loop
+	paths    []string
+	readOnly bool
+	manifest manifestCache
+}
+
+// ListWorkloads lists live workloads with their policies from git.
+func (a *clusterAPI) ListWorkloads(ctx context.Context, namespace string, ids []resource.ID) ([]api.ControllerStatus, error) {
+	ws, err := a.cache.Workloads(ctx, namespace)
+	if errors.Is(err, kube.ErrNamespaceNotFound) {
+		return nil, api.MissingError(err, fmt.Sprintf("There is no namespace %q in the cluster. List them with 'kubectl get namespaces', or use --all-namespaces.", namespace))
+	}
+	if err != nil {
+		return nil, api.ServerError(err, "fluxd could not list the workloads in the cluster; see its log.")
+	}
+	st := a.loop.Status()
+	commit := st.Applied
+	if commit == "" {
+		commit = st.Head
+	}
+	inRepo, err := a.manifest.annotations(a.repo, commit, a.paths)
+	if err != nil {
+		return nil, api.ServerError(err, "fluxd could not read the manifests at "+short(commit)+"; see its log.")
+	}
+	syncErrs := map[string]string{}
+	if st.LastRecord != nil {
+		for _, e := range st.LastRecord.Errors {
+			syncErrs[e.Object] = e.Error
+		}
+	}
+	want := map[resource.ID]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	out := make([]api.ControllerStatus, 0, len(ws))
+	for _, w := range ws {
+		if len(want) > 0 && !want[w.ID] {
+			continue
+		}
+		annotations, found := inRepo[w.ID]
+		out = append(out, controllerStatus(w, annotations, found, a.readOnly, syncErrs[w.ID.String()]))
+	}
+	return out, nil
+}
+
+func controllerStatus(w kube.Workload, annotations map[string]string, inRepo, readOnly bool, syncErr string) api.ControllerStatus {
+	p := resource.PoliciesFromAnnotations(annotations)
+	cs := api.ControllerStatus{
+		ID:         w.ID,
+		Containers: make([]api.Container, 0, len(w.Containers)),
+		Status:     string(w.Status),
+		Rollout: api.RolloutStatus{Desired: w.Rollout.Desired, Updated: w.Rollout.Updated, Ready: w.Rollout.Ready,
+			Available: w.Rollout.Available, Outdated: w.Rollout.Outdated, Messages: w.Rollout.Messages},
+		SyncError:  syncErr,
+		Antecedent: w.Antecedent,
+		Labels:     w.Labels,
+		Automated:  p.Automated(),
+		Locked:     p.Locked(),
+		Ignore:     p.Ignored(),
+	}
+	if len(p) > 0 {
+		cs.Policies = p
+	}
+	switch {
+	case readOnly:
+		cs.ReadOnly = api.ReadOnlyROMode
+	case !inRepo:
+		cs.ReadOnly = api.ReadOnlyMissing
+	case w.ID.Namespace == "kube-system":
+		cs.ReadOnly = api.ReadOnlySystem
+	}
+	for _, c := range w.Containers {
+		cs.Containers = append(cs.Containers, api.Container{Name: c.Name, Current: api.Info{ID: api.ImageRef(c.Image)}})
+	}
+	return cs
+}
+
+// Export exports the cluster's workloads as clean YAML.
+func (a *clusterAPI) Export(ctx context.Context) ([]byte, error) {
+	objs, err := a.cluster.Export(ctx, "")
+	if err != nil {
+		return nil, api.ServerError(err, "fluxd could not read the cluster; see its log.")
+	}
+	return kube.ExportYAML(objs), nil
+}
+
+// manifestCache keeps the annotations of the manifests at one commit, so a
+// thousand calls on one commit parse it once.
+type manifestCache struct {
+	mu     gosync.Mutex
+	commit string
+	byID   map[resource.ID]map[string]string
+}
+
+func (m *manifestCache) annotations(repo *gitstate.Repo, commit string, paths []string) (map[resource.ID]map[string]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if commit == m.commit && m.byID != nil {
+		return m.byID, nil
+	}
+	byID := map[resource.ID]map[string]string{}
+	if commit != "" {
+		files, err := repo.Files(commit, paths)
+		if err != nil && !errors.Is(err, gitstate.ErrPathNotFound) {
+			return nil, err
+		}
+		objs, _ := kube.Parse(files) // files that do not parse are reported by the sync
+		for _, o := range objs {
+			byID[o.ID()] = o.Obj.GetAnnotations()
+		}
+	}
+	m.commit, m.byID = commit, byID
+	return byID, nil
+}
+
+// deployKey is the deploy key: from --git-ssh-key-file, or kept in a
+// Kubernetes Secret that fluxd creates on first start.
+type deployKey struct {
+	mu        gosync.Mutex
+	cluster   *kube.Cluster // nil when the key comes from a file
+	namespace string
+	name      string
+	public    api.PublicKey
+	onChange  func(private []byte) error
+}
+
+// fromSecret reads (or creates) the key in the Secret.
+func (k *deployKey) fromSecret(ctx context.Context, regenerate bool) ([]byte, error) {
+	key, err := k.cluster.DeployKey(ctx, k.namespace, k.name, regenerate)
+	if err != nil {
+		return nil, fmt.Errorf("deploy key in secret %s/%s: %w", k.namespace, k.name, err)
+	}
+	k.mu.Lock()
+	k.public = api.PublicKey{Key: key.PublicKey, Fingerprints: map[string]api.Fingerprint{
+		"sha256": {Hash: key.SHA256.Hash, Randomart: key.SHA256.Randomart},
+		"md5":    {Hash: key.MD5.Hash, Randomart: key.MD5.Randomart},
+	}}
+	k.mu.Unlock()
+	return key.PrivateKeyPEM, nil
+}
+
+// Public returns the public half, regenerating the key first if asked.
+func (k *deployKey) Public(ctx context.Context, regenerate bool) (api.PublicKey, error) {
+	if regenerate {
+		if k.cluster == nil {
+			return api.PublicKey{}, api.UserError(errors.New("this fluxd uses the deploy key given with --git-ssh-key-file, which it cannot regenerate"),
+				"Make a new key with ssh-keygen -t ed25519, install its public half as a deploy key of the repository, and restart fluxd with --git-ssh-key-file pointing at it.")
+		}
+		private, err := k.fromSecret(ctx, true)
+		if err != nil {
+			return api.PublicKey{}, api.ServerError(err, "fluxd could not write the new key to its Secret; see its log.")
+		}
+		if err := k.onChange(private); err != nil {
+			return api.PublicKey{}, api.ServerError(err, "fluxd made a new key but cannot use it; see its log.")
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.public, nil
+}
