@@ -33,6 +33,12 @@ type cli struct {
 	Sync          syncCmd          `cmd:"" help:"Fetch and apply the branch head now, and wait until it is applied."`
 	ListWorkloads listWorkloadsCmd `cmd:"" name:"list-workloads" aliases:"list-services,list-controllers" help:"List the workloads in the cluster, with their containers, status and policies."`
 	Save          saveCmd          `cmd:"" help:"Export the cluster's workloads as clean YAML."`
+	Automate      automateCmd      `cmd:"" help:"Turn on automated releases of workloads (a commit)."`
+	Deautomate    deautomateCmd    `cmd:"" help:"Turn off automated releases of workloads (a commit)."`
+	Lock          lockCmd          `cmd:"" help:"Lock workloads so nothing releases them (a commit); -m says why."`
+	Unlock        unlockCmd        `cmd:"" help:"Unlock workloads (a commit)."`
+	Policy        policyCmd        `cmd:"" help:"Change several policies at once: --automate, --lock, --tag <container>=<filter>... (a commit)."`
+	CheckRelease  checkReleaseCmd  `cmd:"" name:"check-release" help:"Show the status of a job by ID."`
 	Identity      identityCmd      `cmd:"" help:"Show fluxd's ssh deploy key, to install in the git host."`
 }
 

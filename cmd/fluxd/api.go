@@ -30,6 +30,7 @@ type daemonAPI struct {
 	log     zerolog.Logger
 	jobs    *syncJobs
 	key     *deployKey
+	policy  *policyJobs
 }
 
 // Notify triggers a fetch and sync for a git change. Image changes are
@@ -107,9 +108,17 @@ func (d *daemonAPI) Status(_ context.Context) (api.Status, error) {
 // UpdateManifests runs sync jobs: fetch now, sync, and report the head.
 // Releases and policy changes come with the job queue.
 func (d *daemonAPI) UpdateManifests(ctx context.Context, spec api.Spec) (string, error) {
-	if spec.Type != api.UpdateSync {
+	switch spec.Type {
+	case api.UpdateSync:
+	case api.UpdatePolicy:
+		if d.ro {
+			return "", api.UserError(errors.New("fluxd runs with --git-readonly and writes nothing to git"),
+				"Change the annotations in the manifests yourself and push, or run fluxd without --git-readonly.")
+		}
+		return d.policy.submit(ctx, spec)
+	default:
 		return "", api.UserError(fmt.Errorf("%q updates are not available in this fluxd yet", spec.Type),
-			"This fluxd syncs git to the cluster; releases and policy changes are not built yet.\nChange the manifests in git and push, then run 'fluxctl sync'.")
+			"This fluxd syncs git and changes policies; releases are not built yet.\nChange the image in the manifests and push, then run 'fluxctl sync'.")
 	}
 	id := d.jobs.add()
 	err := d.repo.Fetch(ctx)
@@ -126,12 +135,12 @@ func (d *daemonAPI) UpdateManifests(ctx context.Context, spec api.Spec) (string,
 	return id, nil
 }
 
-// JobStatus reports a sync job.
-func (d *daemonAPI) JobStatus(_ context.Context, id string) (api.JobStatus, error) {
+// JobStatus reports a sync job, or a job of the queue.
+func (d *daemonAPI) JobStatus(ctx context.Context, id string) (api.JobStatus, error) {
 	if st, ok := d.jobs.get(id); ok {
 		return st, nil
 	}
-	return api.JobStatus{}, api.UnknownJob(id)
+	return d.policy.jobStatus(ctx, id)
 }
 
 // syncJobs keeps the status of the last sync jobs in memory. Sync jobs

@@ -19,6 +19,7 @@ type flags struct {
 	GitPath           []string      `name:"git-path" help:"Directory (or file) of manifests in the repository; repeatable. Default: the whole repository."`
 	GitUser           string        `name:"git-user" default:"fluxd" help:"Name of the committer and tagger of what fluxd writes to git."`
 	GitEmail          string        `name:"git-email" default:"fluxd@localhost" help:"Email of the committer and tagger."`
+	GitNotesRef       string        `name:"git-notes-ref" default:"flux" help:"Notes ref (under refs/notes/) of the job records."`
 	GitPollInterval   time.Duration `name:"git-poll-interval" default:"1m" help:"How often to fetch the repository."`
 	GitReadonly       bool          `name:"git-readonly" help:"Sync, but write nothing to git: no tag, no notes."`
 	GitSSHKeyFile     string        `name:"git-ssh-key-file" type:"existingfile" help:"Private ssh key (OpenSSH format) for ssh:// and scp-like URLs."`

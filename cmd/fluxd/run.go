@@ -20,6 +20,7 @@ import (
 	"github.com/fluxd/fluxd/server"
 	"github.com/fluxd/fluxd/server/api"
 	"github.com/fluxd/fluxd/sync"
+	"github.com/fluxd/fluxd/sync/jobs"
 )
 
 // run wires the daemon together and runs it until ctx is done.
@@ -71,8 +72,16 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 	keys.onChange = repo.SetSSHKey
+	queue, err := jobs.New(&jobsRepo{repo: repo}, jobs.Config{
+		Branch: f.GitBranch, Paths: f.GitPath, NotesRef: "refs/notes/" + f.GitNotesRef,
+		Committer: jobs.Signature{Name: f.GitUser, Email: f.GitEmail}, ReadOnly: f.GitReadonly,
+	}, jobs.WithLogger(log.With().Str("loop", "jobs").Logger()), jobs.WithOnDone(func(jobs.Status) { loop.Trigger() }))
+	if err != nil {
+		return err
+	}
 	d := &daemonAPI{repo: repo, loop: loop, cluster: name, url: f.GitURL, branch: f.GitBranch, paths: f.GitPath,
-		ro: f.GitReadonly, log: log.With().Str("component", "api").Logger(), jobs: newSyncJobs(), key: keys}
+		ro: f.GitReadonly, log: log.With().Str("component", "api").Logger(), jobs: newSyncJobs(), key: keys,
+		policy: &policyJobs{queue: queue, repo: repo, paths: f.GitPath}}
 	c := &clusterAPI{cluster: cluster, cache: cluster.NewWorkloadCache(), repo: repo, loop: loop, paths: f.GitPath, readOnly: f.GitReadonly}
 	srv, err := newServer(f, d, c, metrics, log)
 	if err != nil {
@@ -81,7 +90,7 @@ func run(ctx context.Context, f *flags) error {
 	go triggerOnHangup(ctx, loop, log)
 	log.Info().Str("cluster", name).Str("tag", notes.SyncTag(name)).Str("notes", notes.SyncNotesRef(name)).
 		Str("listen", f.Listen).Msg("syncing")
-	err = runAll(ctx, log, srv, loop.Run, c.cache.Run)
+	err = runAll(ctx, log, srv, loop.Run, c.cache.Run, queue.Run)
 	log.Info().Msg("fluxd stopped")
 	return err
 }

@@ -1,0 +1,98 @@
+package main
+
+// The job queue's view of the libgit2 mirror, with gitstate's errors mapped
+// to the queue's sentinels.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fluxd/fluxd/gitstate"
+	"github.com/fluxd/fluxd/kube/resource"
+	"github.com/fluxd/fluxd/sync/jobs"
+)
+
+// jobsRepo adapts the libgit2 mirror to the job queue's Repo.
+type jobsRepo struct {
+	repo *gitstate.Repo
+}
+
+var (
+	_ jobs.Repo = (*jobsRepo)(nil)
+	_ jobs.Tx   = jobsTx{}
+)
+
+// Update runs fn under the mirror's lock, so that no fetch (which
+// overwrites the mirror's notes) comes between a job's writes and its push.
+func (r *jobsRepo) Update(ctx context.Context, fn func(jobs.Tx) error) error {
+	return r.repo.Update(func(tx *gitstate.Tx) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fn(jobsTx{tx: tx})
+	})
+}
+
+// jobsTx is the locked mirror, with errors mapped to the queue's sentinels.
+type jobsTx struct {
+	tx *gitstate.Tx
+}
+
+func (t jobsTx) Fetch(ctx context.Context) error { return jobsErr(t.tx.Fetch(ctx)) }
+
+func (t jobsTx) Head() (string, error) {
+	h, err := t.tx.Head()
+	return h, jobsErr(err)
+}
+
+func (t jobsTx) Files(commit string, paths []string) ([]resource.File, error) {
+	fs, err := t.tx.Files(commit, paths)
+	return fs, jobsErr(err)
+}
+
+func (t jobsTx) CommitFiles(parent string, files map[string][]byte, message string, author, committer jobs.Signature) (string, error) {
+	id, err := t.tx.CommitFiles(parent, files, message, gitstate.Signature(author), gitstate.Signature(committer))
+	return id, jobsErr(err)
+}
+
+func (t jobsTx) SetNote(notesRef, commit string, data []byte, sig jobs.Signature) error {
+	return jobsErr(t.tx.SetNote(notesRef, commit, data, gitstate.Signature(sig)))
+}
+
+func (t jobsTx) Note(notesRef, commit string) ([]byte, error) {
+	b, err := t.tx.Note(notesRef, commit)
+	return b, jobsErr(err)
+}
+
+func (t jobsTx) Notes(notesRef string) (map[string][]byte, error) {
+	ns, err := t.tx.Notes(notesRef)
+	return ns, jobsErr(err)
+}
+
+func (t jobsTx) Push(ctx context.Context, refspecs ...string) error {
+	return jobsErr(t.tx.Push(ctx, refspecs...))
+}
+
+func (t jobsTx) IsAncestor(ancestor, commit string) (bool, error) {
+	ok, err := t.tx.IsAncestor(ancestor, commit)
+	return ok, jobsErr(err)
+}
+
+// jobsErr adds the job queue's sentinel to a gitstate error, keeping the
+// original in the chain.
+func jobsErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gitstate.ErrNonFastForward):
+		return fmt.Errorf("%w: %w", jobs.ErrNonFastForward, err)
+	case errors.Is(err, gitstate.ErrNoChanges):
+		return fmt.Errorf("%w: %w", jobs.ErrNoChanges, err)
+	case errors.Is(err, gitstate.ErrNotFound):
+		return fmt.Errorf("%w: %w", jobs.ErrNotFound, err)
+	case errors.Is(err, gitstate.ErrPathNotFound):
+		return fmt.Errorf("%w: %w", jobs.ErrPathNotFound, err)
+	}
+	return err
+}
