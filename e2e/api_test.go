@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -118,5 +119,28 @@ func TestAPIStatusSyncAndToken(t *testing.T) {
 	}
 	if log := d.proc.Tail(1 << 20); strings.Contains(log, "s3cret-token") {
 		t.Fatal("the token appears in fluxd's log")
+	}
+}
+
+// fluxctl diff after a hand edit shows the field that differs, and nothing
+// for the objects that match.
+func TestDiffAfterHandEdit(t *testing.T) {
+	t.Parallel()
+	ns, w := testName(t), newWorkRepo(t)
+	c1 := w.commit("v1", map[string]string{"all.yaml": namespaceYAML(ns) + "---\n" +
+		configMapYAML(ns, "cm", map[string]string{"mode": "safe"}) + "---\n" + configMapYAML(ns, "other", map[string]string{"x": "1"})})
+	d := startFluxd(t, "fluxd", fluxdArgs(w, ns)...)
+	waitTag(t, w, ns, c1)
+	out, stderr, code := fluxctl(t, d, "", "diff")
+	if code != 0 || !strings.Contains(stderr, "No changes") {
+		t.Fatalf("diff before the edit: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, err := env.Kube.Kubectl(context.Background(), "patch", "configmap", "cm", "-n", ns, "--type=merge", "-p", `{"data":{"mode":"yolo"}}`); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code = fluxctl(t, d, "", "diff")
+	if code != 0 || !strings.Contains(out, "configured "+ns+":configmap/cm (all.yaml)") ||
+		!strings.Contains(out, "-  mode: yolo") || !strings.Contains(out, "+  mode: safe") || strings.Contains(out, "configmap/other") {
+		t.Fatalf("diff after the edit: exit %d\n%s%s", code, out, stderr)
 	}
 }

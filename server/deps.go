@@ -74,6 +74,12 @@ type StatusReporter interface {
 	Status(ctx context.Context) (api.Status, error)
 }
 
+// Differ tells what a sync would change in the cluster now, per object,
+// from a server-side dry run (GET /v12/diff).
+type Differ interface {
+	Diff(ctx context.Context) ([]api.ObjectDiff, error)
+}
+
 // Deps are the server's dependencies. Every one may be nil: its routes
 // then answer 501 with an error envelope saying the capability is not
 // available in this fluxd yet, so that fluxd can be wired step by step.
@@ -89,6 +95,7 @@ type Deps struct {
 	Repo      RepoConfigurer
 	Jobs      Jobs
 	Status    StatusReporter
+	Differ    Differ
 }
 
 // missing names the nil dependencies.
@@ -106,6 +113,7 @@ func (d Deps) missing() []string {
 		{"Repo", d.Repo == nil},
 		{"Jobs", d.Jobs == nil},
 		{"Status", d.Status == nil},
+		{"Differ", d.Differ == nil},
 	} {
 		if m.nil {
 			out = append(out, m.name)

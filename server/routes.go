@@ -48,6 +48,7 @@ func (s *Server) routes() *httprouter.Router {
 
 		// fluxd's own.
 		{http.MethodGet, "/v12/status", false, s.status},
+		{http.MethodGet, "/v12/diff", false, s.diff},
 	} {
 		rt.Handler(x.method, x.path, s.wrap(x.path, x.public, x.f))
 	}
@@ -364,4 +365,18 @@ func (s *Server) status(r *http.Request) (reply, error) {
 		st.Sync.Pending = []string{}
 	}
 	return respond(st), nil
+}
+
+func (s *Server) diff(r *http.Request) (reply, error) {
+	if s.deps.Differ == nil {
+		return reply{}, notAvailable("show what a sync would change")
+	}
+	ds, err := s.deps.Differ.Diff(r.Context())
+	if err != nil {
+		return reply{}, err
+	}
+	if ds == nil {
+		ds = []api.ObjectDiff{}
+	}
+	return respond(ds), nil
 }

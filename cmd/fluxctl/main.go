@@ -38,6 +38,7 @@ type cli struct {
 	Lock          lockCmd          `cmd:"" help:"Lock workloads so nothing releases them (a commit); -m says why."`
 	Unlock        unlockCmd        `cmd:"" help:"Unlock workloads (a commit)."`
 	Policy        policyCmd        `cmd:"" help:"Change several policies at once: --automate, --lock, --tag <container>=<filter>... (a commit)."`
+	Diff          diffCmd          `cmd:"" help:"Show what a sync would change in the cluster now, per object (server-side dry run)."`
 	CheckRelease  checkReleaseCmd  `cmd:"" name:"check-release" help:"Show the status of a job by ID."`
 	Identity      identityCmd      `cmd:"" help:"Show fluxd's ssh deploy key, to install in the git host."`
 }

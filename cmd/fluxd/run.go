@@ -53,6 +53,7 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 	identity := gitstate.Signature{Name: f.GitUser, Email: f.GitEmail}
+	syncOpts := kube.SyncOptions{GCMark: kube.GCMark(name, f.GitURL, f.GitBranch, f.GitPath), Prune: f.SyncGarbageCollection}
 	loop, err := sync.New(sync.Config{
 		Cluster:      name,
 		Paths:        f.GitPath,
@@ -61,10 +62,7 @@ func run(ctx context.Context, f *flags) error {
 		SyncInterval: f.SyncInterval,
 	},
 		fetchMetrics{&syncRepo{repo: repo, identity: identity}, metrics.ObserveFetch},
-		&syncCluster{cluster: cluster, opts: kube.SyncOptions{
-			GCMark: kube.GCMark(name, f.GitURL, f.GitBranch, f.GitPath),
-			Prune:  f.SyncGarbageCollection,
-		}},
+		&syncCluster{cluster: cluster, opts: syncOpts},
 		sync.WithLogger(log.With().Str("loop", "sync").Logger()),
 		sync.WithOnSync(metrics.ObserveSyncRecord),
 	)
@@ -82,7 +80,8 @@ func run(ctx context.Context, f *flags) error {
 	d := &daemonAPI{repo: repo, loop: loop, cluster: name, url: f.GitURL, branch: f.GitBranch, paths: f.GitPath,
 		ro: f.GitReadonly, log: log.With().Str("component", "api").Logger(), jobs: newSyncJobs(), key: keys,
 		policy: &policyJobs{queue: queue, repo: repo, paths: f.GitPath}}
-	c := &clusterAPI{cluster: cluster, cache: cluster.NewWorkloadCache(), repo: repo, loop: loop, paths: f.GitPath, readOnly: f.GitReadonly}
+	c := &clusterAPI{cluster: cluster, cache: cluster.NewWorkloadCache(), repo: repo, loop: loop, paths: f.GitPath,
+		readOnly: f.GitReadonly, syncOpts: syncOpts}
 	srv, err := newServer(f, d, c, metrics, log)
 	if err != nil {
 		return err
@@ -114,6 +113,7 @@ func newServer(f *flags, d *daemonAPI, c *clusterAPI, metrics *server.Metrics, l
 		Repo:      d,
 		Workloads: c,
 		Exporter:  c,
+		Differ:    c,
 	}, opts...)
 	if err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ type clusterAPI struct {
 	loop     *sync.Loop
 	paths    []string
 	readOnly bool
+	syncOpts kube.SyncOptions
 	manifest manifestCache
 }
 
@@ -179,4 +180,39 @@ func (k *deployKey) Public(ctx context.Context, regenerate bool) (api.PublicKey,
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.public, nil
+}
+
+// Diff tells what a sync of the branch head would change, per object, from
+// a server-side dry run.
+func (a *clusterAPI) Diff(ctx context.Context) ([]api.ObjectDiff, error) {
+	head := a.loop.Status().Head
+	if head == "" {
+		return nil, api.UserError(errors.New("fluxd has not fetched its repository yet"), "Wait for the first fetch; 'fluxctl status' shows it.")
+	}
+	var files []resource.File
+	for _, p := range pathsOrRoot(a.paths) {
+		fs, err := a.repo.Files(head, []string{p})
+		if err != nil {
+			return nil, api.UserError(err, "A git path cannot be read at the branch head; 'fluxctl status' shows the last sync's errors.")
+		}
+		files = append(files, fs...)
+	}
+	opts := a.syncOpts
+	opts.DryRun = true
+	ds, err := a.cluster.Diff(ctx, files, opts)
+	if err != nil {
+		return nil, api.ServerError(err, "fluxd could not ask the apiserver; see its log.")
+	}
+	out := make([]api.ObjectDiff, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, api.ObjectDiff{ID: d.ID.String(), Source: d.Source, Action: string(d.Action), Diff: d.Diff, Error: d.Error})
+	}
+	return out, nil
+}
+
+func pathsOrRoot(paths []string) []string {
+	if len(paths) == 0 {
+		return []string{""}
+	}
+	return paths
 }

@@ -69,3 +69,18 @@ type SyncSummary struct {
 type BadRequest struct {
 	Message string `json:"message"`
 }
+
+// ObjectDiff is one object in the answer to GET /v12/diff: what a sync
+// would do to it now, and the unified diff of its fields (live, then git)
+// when it would change.
+//
+//	[{"id":"shop:deployment/cart","source":"cart.yaml","action":"configured",
+//	  "diff":"--- live/shop:deployment/cart\n+++ git/shop:deployment/cart\n@@ ...\n-  replicas: 3\n+  replicas: 2\n"}]
+type ObjectDiff struct {
+	ID     string `json:"id"`
+	Source string `json:"source,omitempty"`
+	// Action is created, configured, unchanged, pruned, skipped or failed.
+	Action string `json:"action"`
+	Diff   string `json:"diff,omitempty"`
+	Error  string `json:"error,omitempty"`
+}

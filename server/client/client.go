@@ -169,3 +169,9 @@ func (c *Client) Export(ctx context.Context) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Diff tells what a sync would change now, per object.
+func (c *Client) Diff(ctx context.Context) ([]api.ObjectDiff, error) {
+	var d []api.ObjectDiff
+	return d, c.do(ctx, http.MethodGet, "/v12/diff", nil, nil, &d)
+}
