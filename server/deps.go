@@ -28,6 +28,13 @@ type WorkloadLister interface {
 	ListWorkloads(ctx context.Context, namespace string, ids []resource.ID) ([]api.ControllerStatus, error)
 }
 
+// Versioned is optional for a WorkloadLister: Version changes whenever
+// the answer of ListWorkloads may have changed, so the server can reuse
+// the encoded answer of an earlier call with the same query.
+type Versioned interface {
+	Version() string
+}
+
 // ImageLister lists workloads' containers with their current and
 // available images (list-images). ids and namespace select workloads as
 // for WorkloadLister. The server applies the containerFields query

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -108,6 +110,13 @@ func (s *Server) listWorkloads(r *http.Request) (reply, error) {
 	if s.deps.Workloads == nil {
 		return reply{}, notAvailable("list workloads")
 	}
+	key := ""
+	if v, ok := s.deps.Workloads.(Versioned); ok {
+		key = v.Version() + "\x00" + namespace + "\x00" + q.Get("services")
+		if b, ok := s.encoded.get(key); ok {
+			return reply{code: http.StatusOK, hasBody: true, raw: b}, nil
+		}
+	}
 	res, err := s.deps.Workloads.ListWorkloads(r.Context(), namespace, ids)
 	if err != nil {
 		return reply{}, err
@@ -115,7 +124,14 @@ func (s *Server) listWorkloads(r *http.Request) (reply, error) {
 	if len(res) == 0 {
 		res = nil // Flux v1 sends null for an empty list
 	}
-	return respond(res), nil
+	b, err := json.Marshal(res)
+	if err != nil {
+		return reply{}, internalError(fmt.Errorf("encode the workloads: %w", err))
+	}
+	if key != "" {
+		s.encoded.put(key, b)
+	}
+	return reply{code: http.StatusOK, hasBody: true, raw: b}, nil
 }
 
 func (s *Server) listImages(r *http.Request) (reply, error) {

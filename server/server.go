@@ -31,6 +31,7 @@ type Server struct {
 	tokenHash []byte // sha256 of the token; nil when none is required
 	router    *httprouter.Router
 	promHTTP  http.Handler
+	encoded   encodedCache
 }
 
 // New makes a server of deps, which may be partly nil (see Deps).
@@ -189,6 +190,7 @@ type reply struct {
 	code    int
 	body    any
 	hasBody bool
+	raw     []byte // the body, already encoded
 }
 
 // respond answers 200 with v as JSON.
@@ -227,10 +229,13 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, rep reply) {
 		w.WriteHeader(rep.code)
 		return
 	}
-	b, err := json.Marshal(rep.body)
-	if err != nil {
-		s.fail(w, r, internalError(fmt.Errorf("encode the response: %w", err)))
-		return
+	b := rep.raw
+	if b == nil {
+		var err error
+		if b, err = json.Marshal(rep.body); err != nil {
+			s.fail(w, r, internalError(fmt.Errorf("encode the response: %w", err)))
+			return
+		}
 	}
 	h := w.Header()
 	h.Set("Content-Type", jsonContentType)

@@ -216,3 +216,14 @@ func pathsOrRoot(paths []string) []string {
 	}
 	return paths
 }
+
+// Version changes whenever ListWorkloads may answer differently: the live
+// workloads, the sync tag's commit (policies), or the last sync (errors).
+func (a *clusterAPI) Version() string {
+	st := a.loop.Status()
+	at := ""
+	if st.LastRecord != nil {
+		at = st.LastRecord.Time.String() + st.LastRecord.Commit
+	}
+	return fmt.Sprintf("%d|%s|%s|%s", a.cache.Generation(), st.Applied, st.Head, at)
+}

@@ -86,12 +86,17 @@ func run(fluxdBin, outPath string) error {
 		}
 		results = append(results, r)
 	}
-	r, err := benchFluxd(ctx, env, dir, fluxdBin)
+	var load apiLoad
+	r, err := benchFluxd(ctx, env, dir, fluxdBin, func(url string) error {
+		var err error
+		load, err = benchAPI(ctx, url, filepath.Join(filepath.Dir(fluxdBin), "fluxctl"))
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	results = append(results, r)
-	report := render(results)
+	report := render(results) + load.render()
 	fmt.Print(report)
 	if outPath != "" {
 		return os.WriteFile(outPath, []byte(report), 0o644)
@@ -207,8 +212,13 @@ func benchKubectl(ctx context.Context, env *harness.Env, dir, name, prefix strin
 	return r, nil
 }
 
-func benchFluxd(ctx context.Context, env *harness.Env, dir, bin string) (result, error) {
+func benchFluxd(ctx context.Context, env *harness.Env, dir, bin string, whileRunning func(url string) error) (result, error) {
 	r := result{name: "fluxd"}
+	port, err := harness.FreePort()
+	if err != nil {
+		return r, err
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	root, err := generate(dir, "flx")
 	if err != nil {
 		return r, err
@@ -246,6 +256,7 @@ func benchFluxd(ctx context.Context, env *harness.Env, dir, bin string) (result,
 		"--sync-interval", "1h",
 		"--sync-garbage-collection",
 		"--log-format", "json",
+		"--listen", listen,
 	)
 	if err != nil {
 		return r, err
@@ -326,6 +337,9 @@ func benchFluxd(ctx context.Context, env *harness.Env, dir, bin string) (result,
 		return r, err
 	}
 	r.rss = peakRSS(p.Pid())
+	if err := whileRunning("http://" + listen + "/api/flux"); err != nil {
+		return r, err
+	}
 	return r, nil
 }
 

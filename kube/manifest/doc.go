@@ -33,6 +33,19 @@
 //     and with the file's indentation.
 //   - Removing the last annotation removes the annotations key as well (not
 //     `annotations: {}`), so that setting and then removing a policy gives back
-//     the original file byte for byte. Comment lines above a removed
-//     annotation are kept.
+//     the original file byte for byte. An `annotations: {}` or a null
+//     `annotations:` that was there before goes too. A comment on the line
+//     of a removed annotation goes with it; comment lines above it stay.
+//   - A flow mapping of annotations (`annotations: {a: b}`) is rewritten
+//     from the text of the pairs it keeps, as written, in its own layout
+//     (one line, or one pair a line as in JSON); comments inside a multi-line
+//     flow mapping of annotations are lost.
+//
+// Limits: an edit is refused (ErrUnsupported) when it would go through an
+// alias or change an anchor other places use, when metadata, the
+// annotations or the container use a merge key (<<), and when
+// metadata.annotations is not a mapping. Objects and the edits do not look
+// into merge keys. A stream of JSON objects that is not valid YAML (objects
+// one after the other without `---`) does not parse. Files are UTF-8 (with or
+// without a byte order mark).
 package manifest

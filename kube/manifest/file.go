@@ -285,7 +285,7 @@ func (f *file) contentStart(n *yaml.Node) int {
 	return f.properties(f.start(n), n.Kind != yaml.ScalarNode || n.Value != "")
 }
 
-var errSpan = errors.New("cannot find the end of a value")
+var errSpan = fmt.Errorf("%w: cannot find where a value ends", ErrUnsupported)
 
 // end is the offset just after the node's last character (comments after it
 // are not part of it).

@@ -428,7 +428,7 @@ func TestKeepsOtherDocumentsExactly(t *testing.T) {
 }
 
 func TestCanonicalSeesChanges(t *testing.T) {
-	parse := func(s string) string {
+	parse := func(s string) [32]byte {
 		var n yaml.Node
 		if err := yaml.Unmarshal([]byte(s), &n); err != nil {
 			t.Fatal(err)
@@ -500,6 +500,38 @@ func TestVariants(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// Smaller shapes, edit by edit.
+func TestShapes(t *testing.T) {
+	const head = "kind: ConfigMap\n"
+	set := map[string]*string{"automated": ptr("true")}
+	for _, tc := range []struct{ name, in, want string }{
+		{"flow null", "metadata: {name: x, annotations: null}\n", "metadata: {name: x, annotations: {fluxcd.io/automated: \"true\"}}\n"},
+		{"flow empty value", "metadata: {name: x, annotations: }\n", "metadata: {name: x, annotations: {fluxcd.io/automated: \"true\"} }\n"},
+		{"multi-line flow", "metadata: {\n  name: x,\n  namespace: default\n}\n",
+			"metadata: {\n  name: x,\n  namespace: default,\n  annotations: {\n    fluxcd.io/automated: \"true\"\n  }\n}\n"},
+		{"tilde at end", "metadata:\n  name: x\n  annotations: ~", "metadata:\n  name: x\n  annotations:\n    fluxcd.io/automated: \"true\""},
+		{"empty value key", "metadata:\n  name: x\n  annotations:\n    fluxcd.io/automated:\n    b: c\n",
+			"metadata:\n  name: x\n  annotations:\n    fluxcd.io/automated: \"true\"\n    b: c\n"},
+		{"after kept block", "metadata:\n  name: x\n  annotations:\n    a: |+\n      x\n\n# c\n",
+			"metadata:\n  name: x\n  annotations:\n    a: |+\n      x\n\n    fluxcd.io/automated: \"true\"\n# c\n"},
+		{"metadata last, in a List item", "kind: List\nitems:\n- kind: ConfigMap\n  metadata:\n    name: x\n- kind: ConfigMap\n  metadata: {name: y}\n",
+			"kind: List\nitems:\n- kind: ConfigMap\n  metadata:\n    name: x\n    annotations:\n      fluxcd.io/automated: \"true\"\n- kind: ConfigMap\n  metadata: {name: y}\n"},
+		{"generateName and no name after", "metadata:\n  generateName: x-\n  name: x\n  uid: abc\n",
+			"metadata:\n  generateName: x-\n  name: x\n  annotations:\n    fluxcd.io/automated: \"true\"\n  uid: abc\n"},
+		{"legacy only", "metadata:\n  name: x\n  annotations:\n    flux.weave.works/locked: \"true\"\n    other.io/x: y\n",
+			"metadata:\n  name: x\n  annotations:\n    flux.weave.works/locked: \"true\"\n    other.io/x: y\n    flux.weave.works/automated: \"true\"\n"},
+	} {
+		in, want := head+tc.in, head+tc.want
+		if strings.HasPrefix(tc.in, "kind:") {
+			in, want = tc.in, tc.want
+		}
+		out, err := SetPolicies([]byte(in), mustID(t, "default:configmap/x"), "default", set)
+		if err != nil || string(out) != want {
+			t.Errorf("%s: %v\n%q\nwant\n%q", tc.name, err, out, want)
 		}
 	}
 }

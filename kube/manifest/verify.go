@@ -1,10 +1,10 @@
 package manifest
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -46,42 +46,41 @@ func clone(n *yaml.Node, copies map[*yaml.Node]*yaml.Node) *yaml.Node {
 	return &c
 }
 
-// canonical writes what a node decodes to: mappings with their pairs sorted,
-// scalars as resolved tag and value, anchors and aliases by name.
-func canonical(n *yaml.Node) string {
-	var b strings.Builder
-	writeCanonical(&b, n)
-	return b.String()
-}
-
-func writeCanonical(b *strings.Builder, n *yaml.Node) {
-	if n.Anchor != "" {
-		b.WriteString("&" + n.Anchor + " ")
+// canonical is a digest of what a node decodes to: mappings with their pairs
+// in any order, scalars as resolved tag and value, anchors and aliases by
+// name. Comments and styles do not count.
+func canonical(n *yaml.Node) [sha256.Size]byte {
+	h := sha256.New()
+	write := func(parts ...string) {
+		for _, p := range parts {
+			fmt.Fprintf(h, "%d:%s", len(p), p)
+		}
 	}
+	write(strconv.Itoa(int(n.Kind)), n.Anchor)
 	switch n.Kind {
-	case yaml.DocumentNode:
-		b.WriteString("doc(")
-		for _, c := range n.Content {
-			writeCanonical(b, c)
-		}
-		b.WriteString(")")
 	case yaml.AliasNode:
-		b.WriteString("*" + n.Value)
+		write(n.Value)
 	case yaml.ScalarNode:
-		b.WriteString(n.ShortTag() + " " + strconv.Quote(n.Value))
-	case yaml.SequenceNode:
-		b.WriteString(n.ShortTag() + "[")
+		write(n.ShortTag(), n.Value)
+	case yaml.DocumentNode, yaml.SequenceNode:
+		write(n.ShortTag())
 		for _, c := range n.Content {
-			writeCanonical(b, c)
-			b.WriteString(", ")
+			d := canonical(c)
+			h.Write(d[:])
 		}
-		b.WriteString("]")
 	case yaml.MappingNode:
-		var pairs []string
+		write(n.ShortTag())
+		pairs := make([]string, 0, len(n.Content)/2)
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			pairs = append(pairs, canonical(n.Content[i])+": "+canonical(n.Content[i+1]))
+			k, v := canonical(n.Content[i]), canonical(n.Content[i+1])
+			pairs = append(pairs, string(k[:])+string(v[:]))
 		}
 		sort.Strings(pairs)
-		b.WriteString(n.ShortTag() + "{" + strings.Join(pairs, ", ") + "}")
+		for _, p := range pairs {
+			h.Write([]byte(p))
+		}
 	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
 }
