@@ -144,3 +144,64 @@ func TestDiffAfterHandEdit(t *testing.T) {
 		t.Fatalf("diff after the edit: exit %d\n%s%s", code, out, stderr)
 	}
 }
+
+// Every route with bad input gets a 4xx with Flux v1's envelope (or, for an
+// undecodable body, a 400), never a 5xx; fluxd keeps serving.
+func TestAPIBadInput(t *testing.T) {
+	t.Parallel()
+	ns, w := testName(t), newWorkRepo(t)
+	c1 := w.commit("v1", map[string]string{"all.yaml": namespaceYAML(ns)})
+	d := startFluxd(t, "fluxd", fluxdArgs(w, ns)...)
+	waitTag(t, w, ns, c1)
+	huge := strings.Repeat("x", 2<<20)
+	for _, tc := range []struct {
+		method, path, body string
+		want               int
+	}{
+		{"GET", "/v99/nothing", "", 404},
+		{"GET", "/v3/services", "", 410},
+		{"DELETE", "/v6/services", "", 404},
+		{"GET", "/v6/services/", "", 404},
+		{"GET", "/v6/services?services=not-an-id", "", 400},
+		{"GET", "/v6/services?namespace=a&services=a:deployment/b", "", 422},
+		{"GET", "/v6/services?namespace=no-such-namespace", "", 404},
+		{"GET", "/v6/jobs", "", 404},
+		{"GET", "/v6/jobs?id=nope", "", 404},
+		{"GET", "/v6/sync", "", 404},
+		{"GET", "/v6/sync?ref=", "", 422},
+		{"GET", "/v6/sync?ref=0123456789abcdef0123456789abcdef01234567", "", 404},
+		{"GET", "/v10/images?containerFields=Bogus", "", 422},
+		{"POST", "/v9/update-manifests", "{not json", 400},
+		{"POST", "/v9/update-manifests", `{"type":"nope","spec":{}}`, 400},
+		{"POST", "/v9/update-manifests", `{"type":"auto","spec":{"Changes":[]}}`, 422},
+		{"POST", "/v9/update-manifests", `{"type":"policy","spec":{"` + ns + `:deployment/missing":{"add":{"locked":"true"}}}}`, 422},
+		{"POST", "/v9/update-manifests", `{"type":"policy","spec":{"x":` + `"` + huge + `"}}`, 413},
+		{"POST", "/v11/notify", `{"Kind":"bogus"}`, 400},
+		{"POST", "/v9/git-repo-config", "maybe", 400},
+	} {
+		req, err := http.NewRequest(tc.method, d.url+tc.path, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: %d, want %d: %.200s", tc.method, tc.path, resp.StatusCode, tc.want, body)
+			continue
+		}
+		if tc.want != 400 {
+			var env struct{ Type, Help, Error string }
+			if err := json.Unmarshal(body, &env); err != nil || env.Error == "" || env.Help == "" {
+				t.Errorf("%s %s: not Flux v1's envelope: %.200s", tc.method, tc.path, body)
+			}
+		}
+	}
+	if _, stderr, code := fluxctl(t, d, "", "status"); code != 0 {
+		t.Fatalf("fluxd stopped answering after bad input: %s", stderr)
+	}
+}

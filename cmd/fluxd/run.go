@@ -89,7 +89,7 @@ func run(ctx context.Context, f *flags) error {
 	go triggerOnHangup(ctx, loop, log)
 	log.Info().Str("cluster", name).Str("tag", notes.SyncTag(name)).Str("notes", notes.SyncNotesRef(name)).
 		Str("listen", f.Listen).Msg("syncing")
-	err = runAll(ctx, log, srv, loop.Run, c.cache.Run, queue.Run)
+	err = runAll(ctx, log, srv, loop.Run, afterFirstSync(loop, c.cache.Run), queue.Run)
 	log.Info().Msg("fluxd stopped")
 	return err
 }
@@ -280,4 +280,22 @@ func redactURL(s string) string {
 		}
 	}
 	return s
+}
+
+// afterFirstSync delays run until the first sync is done (or half a minute
+// passed), so the workload cache's initial LISTs do not compete with the
+// first apply for the apiserver. Until then list-workloads reads the
+// cluster directly.
+func afterFirstSync(loop *sync.Loop, run func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		deadline := time.Now().Add(30 * time.Second)
+		for loop.Status().LastRecord == nil && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		return run(ctx)
+	}
 }
