@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/fluxd/fluxd/gitstate"
+	"github.com/fluxd/fluxd/gitstate/adapt"
 	"github.com/fluxd/fluxd/notes"
 	"github.com/fluxd/fluxd/server/api"
 	"github.com/fluxd/fluxd/sync"
@@ -192,13 +193,13 @@ func newJobID() string {
 
 // fetchMetrics wraps the sync loop's repo to time fetches.
 type fetchMetrics struct {
-	*syncRepo
+	*adapt.SyncRepo
 	observe func(time.Duration, error)
 }
 
 func (f fetchMetrics) Fetch(ctx context.Context) error {
 	start := time.Now()
-	err := f.syncRepo.Fetch(ctx)
+	err := f.SyncRepo.Fetch(ctx)
 	f.observe(time.Since(start), err)
 	return err
 }

@@ -42,7 +42,7 @@ type imageFlags struct {
 	RegistryExcludeImage    []string      `name:"registry-exclude-image" default:"k8s.gcr.io/*,registry.k8s.io/*" help:"Image repositories never to scan: glob patterns (path.Match; * does not cross /) against the repository as written or its canonical name, e.g. 'index.docker.io/library/*'. Repeatable or comma-separated."`
 	RegistryInsecureHost    []string      `name:"registry-insecure-host" help:"Registry host[:port] to reach over plain http; repeatable."`
 	RegistryPlatform        string        `name:"registry-platform" default:"linux/amd64" help:"Platform (os/arch[/variant]) whose image of a multi-platform tag is read for its creation time."`
-	RegistryPollInterval    time.Duration `name:"registry-poll-interval" default:"1m" help:"Shortest interval between two scans of a repository; a repository that does not change is scanned less and less often, down to --registry-poll-max-interval (5m at most for automated workloads)."`
+	RegistryPollInterval    time.Duration `name:"registry-poll-interval" default:"1m" help:"Shortest interval between two scans of a repository; a repository that does not change is scanned less and less often, at least every --registry-poll-max-interval (5m at most for automated workloads)."`
 	RegistryPollMaxInterval time.Duration `name:"registry-poll-max-interval" default:"15m" help:"Longest interval between two scans of a repository."`
 	RegistryPullSecrets     bool          `name:"registry-pull-secrets" default:"true" negatable:"" help:"Use the image pull secrets of the workloads (pod specs and service accounts) as registry credentials. Needs permission to list and watch Secrets and ServiceAccounts; without it fluxd goes on without them."`
 	DockerConfig            string        `name:"docker-config" type:"existingfile" help:"Docker config file ({\"auths\":{...}}) with registry credentials, tried after the pull secrets; read again when it changes."`
@@ -612,8 +612,12 @@ func (l *listCall) container(ctx context.Context, name, ref, tagFilter string) a
 		return c
 	}
 	if i, ok := m.find(tag, digest); ok {
-		c.Current = apiInfo(m.repo.Images[i])
+		found := m.repo.Images[i]
+		c.Current = apiInfo(found)
 		c.Current.ID = api.ImageRef(ref)
+		if tag == "" {
+			tag = found.Tag() // a digest ref: compare versions by the tag that has it
+		}
 	}
 	pf := l.a.filter(tagFilter)
 	v := m.view(pf.f.String(), pf.f)

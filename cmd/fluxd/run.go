@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fluxd/fluxd/gitstate"
+	"github.com/fluxd/fluxd/gitstate/adapt"
 	"github.com/fluxd/fluxd/kube"
 	"github.com/fluxd/fluxd/notes"
 	"github.com/fluxd/fluxd/server"
@@ -61,7 +62,7 @@ func run(ctx context.Context, f *flags) error {
 		PollInterval: f.GitPollInterval,
 		SyncInterval: f.SyncInterval,
 	},
-		fetchMetrics{&syncRepo{repo: repo, identity: identity}, metrics.ObserveFetch},
+		fetchMetrics{&adapt.SyncRepo{Repo: repo, Identity: identity}, metrics.ObserveFetch},
 		&syncCluster{cluster: cluster, opts: syncOpts},
 		sync.WithLogger(log.With().Str("loop", "sync").Logger()),
 		sync.WithOnSync(metrics.ObserveSyncRecord),
@@ -70,7 +71,7 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 	keys.onChange = repo.SetSSHKey
-	queue, err := jobs.New(&jobsRepo{repo: repo}, jobs.Config{
+	queue, err := jobs.New(&adapt.JobsRepo{Repo: repo}, jobs.Config{
 		Branch: f.GitBranch, Paths: f.GitPath, NotesRef: "refs/notes/" + f.GitNotesRef,
 		Committer: jobs.Signature{Name: f.GitUser, Email: f.GitEmail}, ReadOnly: f.GitReadonly,
 	}, jobs.WithLogger(log.With().Str("loop", "jobs").Logger()), jobs.WithOnDone(func(jobs.Status) { loop.Trigger() }))

@@ -1,6 +1,9 @@
 package api
 
-import "github.com/fluxd/fluxd/kube/resource"
+import (
+	"github.com/fluxd/fluxd/kube/resource"
+	"github.com/fluxd/fluxd/notes"
+)
 
 // JobStatusString is the state of a job.
 type JobStatusString string
@@ -56,19 +59,19 @@ type WorkloadResult struct {
 	PerContainer []ContainerUpdate
 }
 
-// The standard WorkloadResult.Error texts.
+// The standard WorkloadResult.Error texts, the same as in the job notes.
 const (
-	ReasonLocked         = "locked"
-	ReasonIgnore         = "ignore"
-	ReasonNotIncluded    = "not included"
-	ReasonExcluded       = "excluded"
-	ReasonDifferentImage = "a different image"
-	ReasonNotInCluster   = "not accessible in cluster"
-	ReasonNotInRepo      = "not found in repository"
-	ReasonImageNotFound  = "cannot find one or more images"
-	ReasonImageUpToDate  = "image(s) up to date"
-	ReasonDoesNotUse     = "does not use image(s)"
+	ReasonLocked         = notes.ReasonLocked
+	ReasonIgnore         = notes.ReasonIgnore
+	ReasonNotIncluded    = notes.ReasonNotIncluded
+	ReasonExcluded       = notes.ReasonExcluded
+	ReasonDifferentImage = notes.ReasonDifferentImage
+	ReasonNotInCluster   = notes.ReasonNotInCluster
+	ReasonNotInRepo      = notes.ReasonNotInRepo
+	ReasonImageNotFound  = notes.ReasonImageNotFound
+	ReasonImageUpToDate  = notes.ReasonImageUpToDate
+	ReasonDoesNotUse     = notes.ReasonDoesNotUse
 	// Format with the comma-separated container names.
-	ReasonContainerNotFound    = "container(s) not found: %s"
-	ReasonContainerTagMismatch = "container(s) tag mismatch: %s"
+	ReasonContainerNotFound    = notes.ReasonContainerNotFound
+	ReasonContainerTagMismatch = notes.ReasonContainerTagMismatch
 )

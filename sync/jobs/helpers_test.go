@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fluxd/fluxd/gitstate"
+	"github.com/fluxd/fluxd/gitstate/adapt"
 	"github.com/fluxd/fluxd/kube/resource"
 	"github.com/fluxd/fluxd/notes"
 	"github.com/fluxd/fluxd/sync/jobs"
@@ -134,14 +135,14 @@ func runGit(t *testing.T, dir string, args ...string) string {
 
 // mirror opens a fresh libgit2 mirror of the remote's main, adapted to
 // the queue's Repo.
-func (r remote) mirror(t *testing.T) *jobsRepo {
+func (r remote) mirror(t *testing.T) *adapt.JobsRepo {
 	t.Helper()
 	m, err := gitstate.Open(gitstate.Config{URL: r.URL, Branch: "main", Dir: filepath.Join(t.TempDir(), "mirror")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	return &jobsRepo{repo: m}
+	return &adapt.JobsRepo{Repo: m}
 }
 
 func config() jobs.Config {

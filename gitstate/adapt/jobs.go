@@ -1,8 +1,7 @@
-package jobs_test
-
-// This file adapts the libgit2 mirror (gitstate) to the queue's Repo. It is
-// written to be copied as it is into cmd/fluxd/adapters.go (package main):
-// sync/jobs itself must not depend on gitstate.
+// Package adapt fits the libgit2 mirror (gitstate) to the small interfaces
+// its consumers declare, such as the job queue's Repo, mapping gitstate's
+// errors to their sentinels. The consumers stay free of libgit2.
+package adapt
 
 import (
 	"context"
@@ -14,20 +13,20 @@ import (
 	"github.com/fluxd/fluxd/sync/jobs"
 )
 
-// jobsRepo adapts the libgit2 mirror to the job queue's Repo.
-type jobsRepo struct {
-	repo *gitstate.Repo
+// JobsRepo adapts the libgit2 mirror to the job queue's Repo.
+type JobsRepo struct {
+	Repo *gitstate.Repo
 }
 
 var (
-	_ jobs.Repo = (*jobsRepo)(nil)
+	_ jobs.Repo = (*JobsRepo)(nil)
 	_ jobs.Tx   = jobsTx{}
 )
 
 // Update runs fn under the mirror's lock, so that no fetch (which
 // overwrites the mirror's notes) comes between a job's writes and its push.
-func (r *jobsRepo) Update(ctx context.Context, fn func(jobs.Tx) error) error {
-	return r.repo.Update(func(tx *gitstate.Tx) error {
+func (r *JobsRepo) Update(ctx context.Context, fn func(jobs.Tx) error) error {
+	return r.Repo.Update(func(tx *gitstate.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
