@@ -45,11 +45,6 @@ type listImagesCmd struct {
 	NoHeaders     bool   `name:"no-headers" help:"Leave out the header line."`
 }
 
-// imagesClient is the API client's list-images call (server/client).
-type imagesClient interface {
-	ListImages(ctx context.Context, namespace, service string) ([]api.ImageStatus, error)
-}
-
 func (l listImagesCmd) Validate() error {
 	if l.Limit < 0 {
 		return fmt.Errorf("--limit %d: use 0 (all) or more", l.Limit)
@@ -95,13 +90,9 @@ func (l listImagesCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
-	ic, ok := any(c).(imagesClient)
-	if !ok {
-		return errors.New("this fluxctl was built without the list-images call of the API client")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.Timeout)
 	defer cancel()
-	ws, err := ic.ListImages(ctx, namespace, service)
+	ws, err := c.ListImages(ctx, namespace, service)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ type cli struct {
 	Status        statusCmd        `cmd:"" help:"Show the repo, the branch head, the sync tag, pending commits and the last sync."`
 	Sync          syncCmd          `cmd:"" help:"Fetch and apply the branch head now, and wait until it is applied."`
 	ListWorkloads listWorkloadsCmd `cmd:"" name:"list-workloads" aliases:"list-services,list-controllers" help:"List the workloads in the cluster, with their containers, status and policies."`
+	ListImages    listImagesCmd    `cmd:"" name:"list-images" help:"Show each container's running image and the images available for it, newest first."`
 	Save          saveCmd          `cmd:"" help:"Export the cluster's workloads as clean YAML."`
 	Automate      automateCmd      `cmd:"" help:"Turn on automated releases of workloads (a commit)."`
 	Deautomate    deautomateCmd    `cmd:"" help:"Turn off automated releases of workloads (a commit)."`

@@ -32,17 +32,18 @@ type daemonAPI struct {
 	jobs    *syncJobs
 	key     *deployKey
 	policy  *policyJobs
+	images  *imageAPI
 }
 
-// Notify triggers a fetch and sync for a git change. Image changes are
-// accepted and logged: registry scanning is not in this fluxd yet.
+// Notify triggers a fetch and sync for a git change, and a scan of the
+// repository for an image change.
 func (d *daemonAPI) Notify(_ context.Context, c api.Change) error {
 	switch c.Kind {
 	case api.GitChange:
 		d.log.Info().Str("url", c.Git.URL).Str("branch", c.Git.Branch).Msg("notified of a git change: syncing now")
 		d.loop.Trigger()
-	default:
-		d.log.Info().Str("kind", string(c.Kind)).Msg("notification ignored: fluxd does not scan registries yet")
+	case api.ImageChange:
+		d.images.Notify(c.Image.Name.String())
 	}
 	return nil
 }

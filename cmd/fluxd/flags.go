@@ -41,6 +41,8 @@ type flags struct {
 	K8sSecretName      string `name:"k8s-secret-name" default:"fluxd-git-deploy" help:"Secret that holds the ssh deploy key fluxd makes when no --git-ssh-key-file is given."`
 	K8sSecretNamespace string `name:"k8s-secret-namespace" default:"default" help:"Namespace of that Secret."`
 
+	Images imageFlags `embed:""`
+
 	Kubeconfig string `name:"kubeconfig" type:"path" help:"Kubeconfig file. Default: the in-cluster configuration, then $KUBECONFIG."`
 	LogFormat  string `name:"log-format" enum:"json,console" default:"json" help:"Log format: json or console."`
 	LogLevel   string `name:"log-level" enum:"debug,info,warn,error" default:"info" help:"Least severe level to log."`

@@ -83,20 +83,25 @@ func run(ctx context.Context, f *flags) error {
 		policy: &policyJobs{queue: queue, repo: repo, paths: f.GitPath}}
 	c := &clusterAPI{cluster: cluster, cache: cluster.NewWorkloadCache(), repo: repo, loop: loop, paths: f.GitPath,
 		readOnly: f.GitReadonly, syncOpts: syncOpts}
-	srv, err := newServer(f, d, c, metrics, log)
+	imgs, err := newImages(ctx, &f.Images, cluster, c, log)
+	if err != nil {
+		return err
+	}
+	d.images = imgs
+	srv, err := newServer(f, d, c, imgs, metrics, log)
 	if err != nil {
 		return err
 	}
 	go triggerOnHangup(ctx, loop, log)
 	log.Info().Str("cluster", name).Str("tag", notes.SyncTag(name)).Str("notes", notes.SyncNotesRef(name)).
 		Str("listen", f.Listen).Msg("syncing")
-	err = runAll(ctx, log, srv, loop.Run, afterFirstSync(loop, c.cache.Run), queue.Run)
+	err = runAll(ctx, log, srv, loop.Run, afterFirstSync(loop, c.cache.Run), queue.Run, imgs.Run)
 	log.Info().Msg("fluxd stopped")
 	return err
 }
 
 // newServer builds the HTTP API server.
-func newServer(f *flags, d *daemonAPI, c *clusterAPI, metrics *server.Metrics, log zerolog.Logger) (*http.Server, error) {
+func newServer(f *flags, d *daemonAPI, c *clusterAPI, imgs *imageAPI, metrics *server.Metrics, log zerolog.Logger) (*http.Server, error) {
 	token, err := f.apiToken()
 	if err != nil {
 		return nil, err
@@ -113,6 +118,7 @@ func newServer(f *flags, d *daemonAPI, c *clusterAPI, metrics *server.Metrics, l
 		Status:    d,
 		Repo:      d,
 		Workloads: c,
+		Images:    imgs,
 		Exporter:  c,
 		Differ:    c,
 	}, opts...)

@@ -175,3 +175,13 @@ func (c *Client) Diff(ctx context.Context) ([]api.ObjectDiff, error) {
 	var d []api.ObjectDiff
 	return d, c.do(ctx, http.MethodGet, "/v12/diff", nil, nil, &d)
 }
+
+// ListImages lists the containers of workloads with their running and
+// available images (GET /v10/images, with the query Flux v1's fluxctl
+// sends): service is a workload ID with namespace "", or "<all>" for every
+// workload in namespace ("" for all namespaces).
+func (c *Client) ListImages(ctx context.Context, namespace, service string) ([]api.ImageStatus, error) {
+	var s []api.ImageStatus
+	q := url.Values{"containerFields": {""}, "namespace": {namespace}, "service": {service}}
+	return s, c.do(ctx, http.MethodGet, "/v10/images", q, nil, &s)
+}
