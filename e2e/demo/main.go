@@ -162,6 +162,11 @@ func startFluxd(ctx context.Context, env *harness.Env, repo *harness.GitRepo, bi
 		"--sync-garbage-collection",
 		"--git-poll-interval", "5s",
 		"--sync-interval", "1m",
+		"--memcached", env.Memcached.Addr,
+		"--registry-insecure-host", env.Registry.Host,
+		"--registry-poll-interval", "10s",
+		"--listen", "127.0.0.1:3030",
+		"--k8s-secret-namespace", "default",
 		"--log-format", "console",
 	)
 }
@@ -189,15 +194,20 @@ func printGuide(env *harness.Env, repo *harness.GitRepo, dir string, daemon *har
 		env.Registry.Host, env.Registry.Host, env.Memcached.Addr)
 	if daemon != nil {
 		fmt.Printf(`
-  fluxd        pid %d, syncing deploy/ every 5s   (log: %s)
+  fluxd        pid %d, syncing deploy/ every 5s, API on http://127.0.0.1:3030/api/flux   (log: %s)
 
 Try it:
-  cd demo-repo && sed -i 's/LOG_LEVEL: info/LOG_LEVEL: debug/' deploy/cart-config.yaml
+  export PATH=$PWD/bin:$PATH     # fluxctl, from the repository root
+  fluxctl status
+  fluxctl list-workloads -n demo
+  fluxctl list-images -n demo
+  fluxctl lock -w deployment/cart -n demo -m "QA freeze"     # a commit with a job note
+  cd demo-repo && git pull -q && sed -i 's/LOG_LEVEL: info/LOG_LEVEL: debug/' deploy/cart-config.yaml
   git commit -am 'Debug logging for cart' && git push
-  kill -HUP %d     # sync now, or wait for the 5s poll
+  fluxctl sync     # or kill -HUP %d, or wait for the 5s poll
   %s get configmap cart-config -n demo -o yaml
   git fetch origin '+refs/notes/*:refs/notes/*' '+refs/tags/flux-sync/*:refs/tags/flux-sync/*'
-  git log --notes=flux-sync/demo
+  git log --notes=flux --notes=flux-sync/demo
   git show flux-sync/demo
 `, daemon.Pid(), daemon.LogPath, daemon.Pid(), kubectl)
 	}
