@@ -95,7 +95,7 @@ func run(ctx context.Context, f *flags) error {
 	go triggerOnHangup(ctx, loop, log)
 	log.Info().Str("cluster", name).Str("tag", notes.SyncTag(name)).Str("notes", notes.SyncNotesRef(name)).
 		Str("listen", f.Listen).Msg("syncing")
-	err = runAll(ctx, log, srv, loop.Run, afterFirstSync(loop, c.cache.Run), queue.Run, imgs.Run)
+	err = runAll(ctx, log, srv, loop.Run, afterFirstSync(loop, c.cache.Run), queue.Run, afterFirstSync(loop, imgs.Run))
 	log.Info().Msg("fluxd stopped")
 	return err
 }

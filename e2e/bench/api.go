@@ -21,7 +21,19 @@ type apiLoad struct {
 	took       time.Duration
 	p50, p99   time.Duration
 	fluxctlAll time.Duration
+	// paced is the same load offered at apiRate requests/s in all.
+	paced loadRun
 }
+
+// loadRun is one run of the load: how many requests, and their latencies.
+type loadRun struct {
+	requests int
+	took     time.Duration
+	p50, p99 time.Duration
+}
+
+// apiRate is the rate of the paced run: the target's 1,000 requests/s.
+const apiRate = 1000
 
 const (
 	apiClients  = 16
@@ -68,6 +80,28 @@ func benchAPI(ctx context.Context, url, fluxctl string) (apiLoad, error) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	logf("api: %d workloads, %d clients for %s", l.workloads, apiClients, apiDuration)
+	closed, err := runLoad(get, 0)
+	if err != nil {
+		return l, err
+	}
+	l.requests, l.took, l.p50, l.p99 = closed.requests, closed.took, closed.p50, closed.p99
+	logf("api: paced at %d requests/s", apiRate)
+	if l.paced, err = runLoad(get, apiRate); err != nil {
+		return l, err
+	}
+	t := time.Now()
+	cmd := exec.CommandContext(ctx, fluxctl, "list-workloads", "--all-namespaces", "--url", url)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return l, fmt.Errorf("fluxctl list-workloads: %v\n%s", err, out)
+	}
+	l.fluxctlAll = time.Since(t)
+	return l, nil
+}
+
+// runLoad runs apiClients clients for apiDuration. rate 0 means each
+// sends its next request as soon as the last is answered; otherwise the
+// clients together send rate requests a second, each on its own schedule.
+func runLoad(get func(bool) (int, error), rate int) (loadRun, error) {
 	var (
 		mu   sync.Mutex
 		lats []time.Duration
@@ -81,7 +115,16 @@ func benchAPI(ctx context.Context, url, fluxctl string) (apiLoad, error) {
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
+			var every time.Duration
+			if rate > 0 {
+				every = time.Duration(apiClients) * time.Second / time.Duration(rate)
+			}
+			next := start.Add(every * time.Duration(i) / apiClients)
 			for time.Now().Before(stop) {
+				if every > 0 {
+					time.Sleep(time.Until(next))
+					next = next.Add(every)
+				}
 				t := time.Now()
 				if _, err := get(false); err != nil {
 					errs <- err
@@ -95,32 +138,30 @@ func benchAPI(ctx context.Context, url, fluxctl string) (apiLoad, error) {
 		}()
 	}
 	wg.Wait()
-	l.took = time.Since(start)
+	r := loadRun{took: time.Since(start)}
 	close(errs)
 	if err := <-errs; err != nil {
-		return l, err
+		return r, err
 	}
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
-	l.requests = len(lats)
+	r.requests = len(lats)
 	if len(lats) > 0 {
-		l.p50, l.p99 = lats[len(lats)/2], lats[len(lats)*99/100]
+		r.p50, r.p99 = lats[len(lats)/2], lats[len(lats)*99/100]
 	}
-	t := time.Now()
-	cmd := exec.CommandContext(ctx, fluxctl, "list-workloads", "--all-namespaces", "--url", url)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return l, fmt.Errorf("fluxctl list-workloads: %v\n%s", err, out)
-	}
-	l.fluxctlAll = time.Since(t)
-	return l, nil
+	return r, nil
 }
 
 func (l apiLoad) render() string {
 	var b strings.Builder
 	rps := float64(l.requests) / l.took.Seconds()
 	fmt.Fprintf(&b, "\nAPI: GET /v11/services for all namespaces (%d workloads), %d concurrent clients for %s, fluxd and the clients on this machine:\n\n", l.workloads, apiClients, apiDuration)
-	b.WriteString("| requests/s | p50 | p99 | `fluxctl list-workloads -a` |\n|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| %.0f | %.1f ms | %.1f ms | %.3f s |\n", rps, ms(l.p50), ms(l.p99), l.fluxctlAll.Seconds())
-	fmt.Fprintf(&b, "\nTarget: at least 1,000 requests/s with p99 under 50 ms (%.0f/s, %.1f ms: %s).\n", rps, ms(l.p99), pass(rps >= 1000 && l.p99 < 50*time.Millisecond))
+	prps := float64(l.paced.requests) / l.paced.took.Seconds()
+	b.WriteString("| load | requests/s | p50 | p99 |\n|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| as fast as answered (saturated) | %.0f | %.1f ms | %.1f ms |\n", rps, ms(l.p50), ms(l.p99))
+	fmt.Fprintf(&b, "| paced at %d/s | %.0f | %.1f ms | %.1f ms |\n", apiRate, prps, ms(l.paced.p50), ms(l.paced.p99))
+	fmt.Fprintf(&b, "\n`fluxctl list-workloads -a`: %.3f s.\n", l.fluxctlAll.Seconds())
+	fmt.Fprintf(&b, "\nTarget: at least 1,000 requests/s (%.0f/s at saturation: %s) with p99 under 50 ms at that rate (%.1f ms: %s).\n",
+		rps, pass(rps >= 1000), ms(l.paced.p99), pass(prps >= 0.95*apiRate && l.paced.p99 < 50*time.Millisecond))
 	return b.String()
 }
 
