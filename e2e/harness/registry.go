@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -86,6 +88,10 @@ func (r *Registry) Stop() {
 func (r *Registry) PushRandomImage(ctx context.Context, repo, tag string) (ref, digest string, err error) {
 	img, err := random.Image(256, 1)
 	if err != nil {
+		return "", "", err
+	}
+	// A creation time, as real builds have, so tags order by it.
+	if img, err = mutate.CreatedAt(img, v1.Time{Time: time.Now().UTC()}); err != nil {
 		return "", "", err
 	}
 	ref = fmt.Sprintf("%s/%s:%s", r.Host, repo, tag)
