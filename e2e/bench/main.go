@@ -86,17 +86,24 @@ func run(fluxdBin, outPath string) error {
 		}
 		results = append(results, r)
 	}
-	var load apiLoad
+	var (
+		load  apiLoad
+		locks lockLoad
+	)
 	r, err := benchFluxd(ctx, env, dir, fluxdBin, func(url string) error {
 		var err error
-		load, err = benchAPI(ctx, url, filepath.Join(filepath.Dir(fluxdBin), "fluxctl"))
+		if load, err = benchAPI(ctx, url, filepath.Join(filepath.Dir(fluxdBin), "fluxctl")); err != nil {
+			return err
+		}
+		logf("locks: %d policy jobs", lockRuns)
+		locks, err = benchLock(ctx, url)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	results = append(results, r)
-	report := render(results) + load.render()
+	report := render(results) + load.render() + locks.render()
 	fmt.Print(report)
 	if outPath != "" {
 		return os.WriteFile(outPath, []byte(report), 0o644)
