@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,10 +37,15 @@ type located struct {
 	obj  manifest.Object
 }
 
-// locate finds every object in files, by ID.
-func locate(files []resource.File) map[resource.ID][]located {
+// locate finds the objects in files, by ID. Only files that mention one of
+// the names of ids are parsed: in a repo of a thousand files a policy
+// change reads a handful.
+func locate(files []resource.File, ids []resource.ID) map[resource.ID][]located {
 	out := map[resource.ID][]located{}
 	for _, f := range files {
+		if !mentionsAny(f.Data, ids) {
+			continue
+		}
 		objs, err := manifest.Objects(f.Data, defaultNamespace)
 		if err != nil {
 			continue // the sync reports files that do not parse
@@ -49,6 +55,15 @@ func locate(files []resource.File) map[resource.ID][]located {
 		}
 	}
 	return out
+}
+
+func mentionsAny(data []byte, ids []resource.ID) bool {
+	for _, id := range ids {
+		if bytes.Contains(data, []byte(id.Name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // changes are the annotation edits of one workload: policy -> value, nil
@@ -143,7 +158,7 @@ func containerNames(obj manifest.Object) []string {
 // the head it is given, again from scratch on every attempt.
 func edit(updates api.PolicyUpdates) jobs.Edit {
 	return func(files []resource.File) (map[string][]byte, map[resource.ID]notes.WorkloadResult, error) {
-		found := locate(files)
+		found := locate(files, idsOf(updates))
 		changed := map[string][]byte{}
 		results := map[resource.ID]notes.WorkloadResult{}
 		data := map[string][]byte{}
@@ -200,7 +215,7 @@ func (p *policyJobs) submit(ctx context.Context, spec api.Spec) (string, error) 
 	if err != nil && !errors.Is(err, gitstate.ErrPathNotFound) {
 		return "", api.ServerError(err, "fluxd cannot read the manifests; see its log.")
 	}
-	planned, err := plan(updates, locate(files))
+	planned, err := plan(updates, locate(files, idsOf(updates)))
 	if err != nil {
 		return "", api.UserError(err, "Nothing was changed. Check the workload IDs with 'fluxctl list-workloads', the containers they have, and the tag filter (glob:, semver: or regex:).")
 	}
@@ -315,4 +330,12 @@ func (p *policyJobs) jobStatus(ctx context.Context, id string) (api.JobStatus, e
 		}
 	}
 	return out, nil
+}
+
+func idsOf(updates api.PolicyUpdates) []resource.ID {
+	ids := make([]resource.ID, 0, len(updates))
+	for id := range updates {
+		ids = append(ids, id)
+	}
+	return ids
 }
