@@ -99,6 +99,9 @@ func TestAPIStatusSyncAndToken(t *testing.T) {
 	if s.Git.Head != c2 || s.Sync.Applied != c2 || len(s.Sync.Pending) != 0 {
 		t.Fatalf("status after: %+v", s)
 	}
+	if s.Registry == nil || s.Registry.Cache != "embedded" || s.Registry.Hosts == nil {
+		t.Fatalf("status has no registry cache state: %+v", s.Registry)
+	}
 
 	// A broken commit: fluxctl sync says so instead of waiting forever.
 	w.commit("broken", map[string]string{"bad.yaml": "kind: [\n"})

@@ -84,6 +84,21 @@ func (statusCmd) Run(g *globals) error {
 	if s.Sync.PendingPush {
 		row("Push pending", "the last sync record is not pushed yet")
 	}
+	if r := s.Registry; r != nil {
+		row("Image cache", r.Cache)
+		row("Image repos", fmt.Sprintf("%d scanned of %d watched", r.ReposScanned, r.ReposKnown))
+		for _, e := range r.RepoErrors {
+			row("  scan error", e.Repo+": "+e.Error)
+		}
+		for _, h := range r.Hosts {
+			switch {
+			case h.RateLimited:
+				row("  rate-limited", fmt.Sprintf("%s at %.2f/s of %.2f/s %s", h.Host, h.Rate, h.ConfiguredRate, h.LastError))
+			case h.LastError != "":
+				row("  registry error", h.Host+": "+h.LastError)
+			}
+		}
+	}
 	row("Read-only", fmt.Sprint(s.Git.ReadOnly))
 	row("Version", s.Version)
 	return w.Flush()

@@ -99,6 +99,9 @@ func (d *daemonAPI) Status(_ context.Context) (api.Status, error) {
 	if !s.LastSync.IsZero() {
 		st.Sync.LastSync = &s.LastSync
 	}
+	if d.images != nil {
+		st.Registry = d.images.registryStatus()
+	}
 	if s.Head != "" && s.Head != s.Applied {
 		if pending, err := d.repo.CommitsBetween(s.Applied, s.Head, d.paths); err == nil && pending != nil {
 			st.Sync.Pending = pending

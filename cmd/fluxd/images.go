@@ -794,3 +794,31 @@ func podImages(obj map[string]interface{}, path []string) []string {
 	}
 	return out
 }
+
+// registryStatus summarises the scanner for /v12/status.
+func (a *imageAPI) registryStatus() *api.RegistryStatus {
+	st := a.Status()
+	out := &api.RegistryStatus{Cache: "embedded", ReposKnown: len(st.Repos), RepoErrors: []api.RepoError{}, Hosts: []api.RegistryHost{}}
+	if a.fallback != nil {
+		out.Cache = "memcached"
+		if down, err := a.CacheDown(); down {
+			out.Cache = fmt.Sprintf("memcached (unreachable: %v; the embedded cache serves meanwhile)", err)
+		}
+	}
+	for _, r := range st.Repos {
+		if !r.ScannedAt.IsZero() {
+			out.ReposScanned++
+		}
+		if r.LastError != nil {
+			out.RepoErrors = append(out.RepoErrors, api.RepoError{Repo: r.Name, Error: r.LastError.Error(), At: r.LastErrorAt})
+		}
+	}
+	for _, h := range st.Hosts {
+		e := ""
+		if h.LastError != nil {
+			e = h.LastError.Error()
+		}
+		out.Hosts = append(out.Hosts, api.RegistryHost{Host: h.Host, RateLimited: h.RateLimited, Rate: h.Rate, ConfiguredRate: h.ConfiguredRate, LastError: e})
+	}
+	return out
+}

@@ -23,6 +23,8 @@ type Status struct {
 	Cluster string      `json:"cluster"`
 	Git     GitStatus   `json:"git"`
 	Sync    SyncSummary `json:"sync"`
+	// Registry is absent when fluxd does not scan registries.
+	Registry *RegistryStatus `json:"registry,omitempty"`
 }
 
 // GitStatus is the state of fluxd's git mirror.
@@ -83,4 +85,38 @@ type ObjectDiff struct {
 	Action string `json:"action"`
 	Diff   string `json:"diff,omitempty"`
 	Error  string `json:"error,omitempty"`
+}
+
+// RegistryStatus is the state of the image scanner and its cache, in
+// /v12/status.
+type RegistryStatus struct {
+	// Cache is "embedded", "memcached", or "memcached (unreachable: ...)"
+	// while the embedded cache serves in its place.
+	Cache string `json:"cache"`
+	// ReposKnown are the image repositories fluxd watches; ReposScanned
+	// those it has scanned at least once.
+	ReposKnown   int `json:"reposKnown"`
+	ReposScanned int `json:"reposScanned"`
+	// RepoErrors are the repositories whose last scan failed.
+	RepoErrors []RepoError    `json:"repoErrors"`
+	Hosts      []RegistryHost `json:"hosts"`
+}
+
+// RepoError is a repository whose last scan failed, and why.
+type RepoError struct {
+	Repo  string    `json:"repo"`
+	Error string    `json:"error"`
+	At    time.Time `json:"at"`
+}
+
+// RegistryHost is the state of one registry host.
+type RegistryHost struct {
+	Host string `json:"host"`
+	// RateLimited is true while fluxd honours a Retry-After or runs below
+	// the configured rate after a 429.
+	RateLimited    bool    `json:"rateLimited"`
+	Rate           float64 `json:"rate"`
+	ConfiguredRate float64 `json:"configuredRate"`
+	// LastError is the last host-wide failure, "" if none since a success.
+	LastError string `json:"lastError"`
 }
