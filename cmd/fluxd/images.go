@@ -302,7 +302,7 @@ func (a *imageAPI) updateWatch(ctx context.Context, w *watcher) {
 			return
 		}
 	}
-	inRepo, objs, err := a.manifests.at(a.c.repo, commit, a.c.paths)
+	inRepo, objs, err := a.manifests.at(&a.c.manifest, a.c.repo, commit, a.c.paths)
 	if err != nil {
 		a.log.Warn().Err(err).Str("commit", short(commit)).Msg("cannot read the manifests to scan their images; trying again")
 		return
@@ -711,8 +711,8 @@ func newerThan(list []api.Info, vers []*semver.Version, cur api.Info, curVer *se
 }
 
 // manifestImages keeps what the manifests at one commit say about images:
-// each workload's container images and whether it is automated. They are
-// parsed once per commit, as manifestCache does for annotations.
+// each workload's container images and whether it is automated, derived
+// once per commit from the manifests clusterAPI's manifestCache parsed.
 type manifestImages struct {
 	mu     gosync.Mutex
 	commit string
@@ -738,7 +738,7 @@ var podSpecPaths = map[string][]string{
 	"pod":                   {"spec"},
 }
 
-func (m *manifestImages) at(repo *gitstate.Repo, commit string, paths []string) (map[resource.ID]manifestWorkload, []kube.Object, error) {
+func (m *manifestImages) at(source *manifestCache, repo *gitstate.Repo, commit string, paths []string) (map[resource.ID]manifestWorkload, []kube.Object, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.loaded && commit == m.commit {
@@ -747,11 +747,10 @@ func (m *manifestImages) at(repo *gitstate.Repo, commit string, paths []string) 
 	byID := map[resource.ID]manifestWorkload{}
 	var objs []kube.Object
 	if commit != "" {
-		files, err := repo.Files(commit, paths)
-		if err != nil && !errors.Is(err, gitstate.ErrPathNotFound) {
+		all, err := source.objects(repo, commit, paths)
+		if err != nil {
 			return nil, nil, err
 		}
-		all, _ := kube.Parse(files) // files that do not parse are reported by the sync
 		for _, o := range all {
 			id := o.ID()
 			p, ok := podSpecPaths[id.Kind]

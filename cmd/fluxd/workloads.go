@@ -107,33 +107,55 @@ func (a *clusterAPI) Export(ctx context.Context) ([]byte, error) {
 	return kube.ExportYAML(objs), nil
 }
 
-// manifestCache keeps the annotations of the manifests at one commit, so a
-// thousand calls on one commit parse it once.
+// manifestCache keeps the manifests at one commit, read from git and
+// parsed once, so a thousand calls on one commit (list-workloads, the image
+// scanner's watch list) parse it once between them.
 type manifestCache struct {
 	mu     gosync.Mutex
 	commit string
-	byID   map[resource.ID]map[string]string
+	loaded bool
+	objs   []kube.Object
+	byID   map[resource.ID]map[string]string // annotations
 }
 
+// objects returns the parsed manifests at commit ("" gives none).
+func (m *manifestCache) objects(repo *gitstate.Repo, commit string, paths []string) ([]kube.Object, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.load(repo, commit, paths); err != nil {
+		return nil, err
+	}
+	return m.objs, nil
+}
+
+// annotations returns the annotations of each object at commit.
 func (m *manifestCache) annotations(repo *gitstate.Repo, commit string, paths []string) (map[resource.ID]map[string]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if commit == m.commit && m.byID != nil {
-		return m.byID, nil
+	if err := m.load(repo, commit, paths); err != nil {
+		return nil, err
 	}
-	byID := map[resource.ID]map[string]string{}
+	return m.byID, nil
+}
+
+func (m *manifestCache) load(repo *gitstate.Repo, commit string, paths []string) error {
+	if m.loaded && commit == m.commit {
+		return nil
+	}
+	var objs []kube.Object
 	if commit != "" {
 		files, err := repo.Files(commit, paths)
 		if err != nil && !errors.Is(err, gitstate.ErrPathNotFound) {
-			return nil, err
+			return err
 		}
-		objs, _ := kube.Parse(files) // files that do not parse are reported by the sync
-		for _, o := range objs {
-			byID[o.ID()] = o.Obj.GetAnnotations()
-		}
+		objs, _ = kube.Parse(files) // files that do not parse are reported by the sync
 	}
-	m.commit, m.byID = commit, byID
-	return byID, nil
+	byID := make(map[resource.ID]map[string]string, len(objs))
+	for _, o := range objs {
+		byID[o.ID()] = o.Obj.GetAnnotations()
+	}
+	m.commit, m.loaded, m.objs, m.byID = commit, true, objs, byID
+	return nil
 }
 
 // deployKey is the deploy key: from --git-ssh-key-file, or kept in a
