@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	git "github.com/libgit2/git2go/v34"
 	"github.com/rs/zerolog"
@@ -35,6 +36,7 @@ type creds struct {
 	sshPub   string              // authorized_keys line
 	hostKeys ssh.HostKeyCallback // nil: accept any host key
 	log      zerolog.Logger
+	pool     sshPool // the open ssh connection, for ssh:// remotes
 }
 
 // newCreds validates auth for u. The known_hosts lines are written to
@@ -76,6 +78,57 @@ type session struct {
 	creds    *creds
 	attempts int
 	rejected []error
+
+	// Set by the ssh transport, whose errors reach libgit2 only as text.
+	mu           sync.Mutex
+	transportErr error          // why the transport failed, with its sentinel
+	hostKeyErr   error          // why the host key was refused
+	stderr       *limitedBuffer // the remote git command's stderr
+}
+
+// fail records the transport's error for the operation and returns it.
+func (s *session) fail(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.transportErr == nil {
+		s.transportErr = err
+	}
+	return err
+}
+
+func (s *session) setHostKeyError(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hostKeyErr = err
+}
+
+func (s *session) hostKeyError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hostKeyErr
+}
+
+func (s *session) setStderr(b *limitedBuffer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stderr = b
+}
+
+// explain turns a failed operation's error into the most telling one: the
+// transport's own error when it failed, else libgit2's with what the
+// remote command printed on stderr.
+func (s *session) explain(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.transportErr != nil {
+		return s.transportErr
+	}
+	if s.stderr != nil {
+		if msg := s.stderr.String(); msg != "" {
+			return fmt.Errorf("%w (the server said: %s)", err, msg)
+		}
+	}
+	return err
 }
 
 func (c *creds) session(ctx context.Context) *session {
@@ -161,17 +214,21 @@ func (s *session) checkCertificate(cert *git.Certificate, valid bool, host strin
 }
 
 func (c *creds) checkHostKey(hk git.HostkeyCertificate) error {
-	hostPort := c.url.HostPort()
 	if hk.Kind&git.HostkeyRaw == 0 || hk.SSHPublicKey == nil {
-		return fmt.Errorf("%w: libgit2 gave no host key for %s to check", ErrHostKey, hostPort)
+		return fmt.Errorf("%w: libgit2 gave no host key for %s to check", ErrHostKey, c.url.HostPort())
 	}
+	return c.checkKey(hk.SSHPublicKey)
+}
+
+// checkKey checks the remote's ssh host key against known_hosts.
+func (c *creds) checkKey(key ssh.PublicKey) error {
+	hostPort := c.url.HostPort()
 	if c.hostKeys == nil {
-		c.log.Debug().Str("host", hostPort).Str("key", ssh.FingerprintSHA256(hk.SSHPublicKey)).Msg("accepting ssh host key unchecked")
+		c.log.Debug().Str("host", hostPort).Str("key", ssh.FingerprintSHA256(key)).Msg("accepting ssh host key unchecked")
 		return nil
 	}
-	if err := c.hostKeys(hostPort, tcpAddr(hostPort), hk.SSHPublicKey); err != nil {
-		return fmt.Errorf("%w: %s offered %s %s: %v", ErrHostKey, hostPort,
-			hk.SSHPublicKey.Type(), ssh.FingerprintSHA256(hk.SSHPublicKey), err)
+	if err := c.hostKeys(hostPort, tcpAddr(hostPort), key); err != nil {
+		return fmt.Errorf("%w: %s offered %s %s: %v", ErrHostKey, hostPort, key.Type(), ssh.FingerprintSHA256(key), err)
 	}
 	return nil
 }
@@ -202,6 +259,7 @@ func (r *Repo) SetSSHKey(private []byte) error {
 		t.creds.auth.SSHPrivateKey = private
 		t.creds.auth.SSHPublicKey = nil
 		t.creds.sshPub = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+		t.creds.pool.close() // the next operation authenticates with the new key
 		return nil
 	})
 }

@@ -92,9 +92,14 @@ func (t *Tx) withRemote(ctx context.Context, op func(*git.Remote, git.RemoteCall
 		return s, err
 	}
 	defer remote.Free()
+	operations.Store(remote, s)
+	defer operations.Delete(remote)
 	err = op(remote, s.callbacks())
 	if ctxErr := ctx.Err(); ctxErr != nil && err != nil {
 		return s, ctxErr
+	}
+	if err != nil {
+		err = s.explain(err)
 	}
 	return s, err
 }

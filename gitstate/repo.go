@@ -104,6 +104,11 @@ func Open(cfg Config) (*Repo, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("gitstate: no directory for the mirror")
 	}
+	if u.IsSSH() {
+		if err := registerSSHTransport(); err != nil {
+			return nil, err
+		}
+	}
 	repo, err := openOrInit(cfg.Dir)
 	if err != nil {
 		return nil, err
@@ -184,6 +189,7 @@ func (r *Repo) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.tx != nil {
+		r.tx.creds.pool.close()
 		r.tx.git.Free()
 		r.tx = nil
 	}

@@ -95,8 +95,11 @@ func (g *GitServer) addr() string { return "127.0.0.1:" + strconv.Itoa(g.Port) }
 // writeFiles writes the keys, authorized_keys, known_hosts and sshd_config,
 // and returns the path of the config.
 func (g *GitServer) writeFiles() (string, error) {
-	if err := os.MkdirAll(filepath.Join(g.Dir, "repos"), 0o755); err != nil {
-		return "", err
+	home := filepath.Join(g.Dir, "home")
+	for _, d := range []string{filepath.Join(g.Dir, "repos"), home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", err
+		}
 	}
 	hostKey, err := writeSSHKey(filepath.Join(g.Dir, "ssh_host_ed25519_key"), "fluxd-e2e-host")
 	if err != nil {
@@ -132,6 +135,10 @@ func (g *GitServer) writeFiles() (string, error) {
 		"UseDNS no",
 		"PrintMotd no",
 		"LogLevel VERBOSE",
+		// git-upload-pack and git-receive-pack run through the account's
+		// shell; a HOME of their own keeps its rc files (which may start
+		// slow tools) out of every git operation, as on a git host.
+		"SetEnv HOME=" + home,
 		"",
 	}, "\n")
 	cfgPath := filepath.Join(g.Dir, "sshd_config")
