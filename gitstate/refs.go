@@ -38,6 +38,13 @@ func (r *Repo) SetNote(notesRef, commit string, data []byte, sig Signature) erro
 	return lockedErr(r, func(t *Tx) error { return t.SetNote(notesRef, commit, data, sig) })
 }
 
+// RemoveNote removes the note on commit (a full ID; the commit need not be
+// in the mirror) from notesRef; ErrNotFound if there is none. Push
+// notesRef to publish it.
+func (r *Repo) RemoveNote(notesRef, commit string, sig Signature) error {
+	return lockedErr(r, func(t *Tx) error { return t.RemoveNote(notesRef, commit, sig) })
+}
+
 // Notes returns every note in notesRef by the full ID of the commit it is
 // on; an empty map if the notes ref does not exist.
 func (r *Repo) Notes(notesRef string) (map[string][]byte, error) {
@@ -148,6 +155,23 @@ func (t *Tx) SetNote(notesRef, commit string, data []byte, sig Signature) error 
 	s := sig.toGit()
 	if _, err := t.git.Notes.Create(notesRef, s, s, id, string(data), true); err != nil {
 		return fmt.Errorf("note in %s on %s: %w", notesRef, commit, err)
+	}
+	return nil
+}
+
+// RemoveNote is Repo.RemoveNote.
+func (t *Tx) RemoveNote(notesRef, commit string, sig Signature) error {
+	id, err := git.NewOid(commit)
+	if err != nil {
+		return fmt.Errorf("note in %s on %q: a full commit ID is needed: %w", notesRef, commit, err)
+	}
+	s := sig.toGit()
+	err = t.git.Notes.Remove(notesRef, s, s, id)
+	if isCode(err, git.ErrorCodeNotFound) {
+		return fmt.Errorf("note in %s on %s: %w", notesRef, commit, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("remove note in %s on %s: %w", notesRef, commit, err)
 	}
 	return nil
 }

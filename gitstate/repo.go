@@ -52,6 +52,7 @@ type Writer interface {
 	CommitFiles(parent string, files map[string][]byte, message string, author, committer Signature) (string, error)
 	SetTag(name, commit, message string, tagger Signature) error
 	SetNote(notesRef, commit string, data []byte, sig Signature) error
+	RemoveNote(notesRef, commit string, sig Signature) error
 }
 
 // Syncer moves refs between the mirror and the remote.

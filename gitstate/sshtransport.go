@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -291,11 +292,22 @@ func dial(s *session) (*ssh.Client, error) {
 	stop()
 	if err != nil {
 		conn.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The deadline is the context's: let it report itself.
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 		switch {
 		case s.hostKeyError() != nil:
 			return nil, s.hostKeyError()
 		case s.ctx.Err() != nil:
 			return nil, s.ctx.Err()
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("%w: the ssh handshake with %s took longer than %s", ErrUnreachable, hostPort, sshDialTimeout)
+		case strings.Contains(err.Error(), "no common algorithm for host key"):
+			return nil, fmt.Errorf("%w: %s offers no host key of a type known_hosts has for it (%s): %v", ErrHostKey, hostPort, strings.Join(cfg.HostKeyAlgorithms, ", "), err)
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, fmt.Errorf("%w: the ssh server %s refused the key %s for user %s", ErrAuth, hostPort, c.fingerprint(), cfg.User)
 		}

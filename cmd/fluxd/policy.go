@@ -223,7 +223,7 @@ func (p *policyJobs) submit(ctx context.Context, spec api.Spec) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	return p.queue.Submit(jobs.Job{
+	id, err := p.queue.Submit(ctx, jobs.Job{
 		Kind:    notes.KindPolicy,
 		Spec:    raw,
 		Cause:   notes.Cause{User: spec.Cause.User, Message: spec.Cause.Message},
@@ -231,6 +231,32 @@ func (p *policyJobs) submit(ctx context.Context, spec api.Spec) (string, error) 
 		Author:  author(spec.Cause.User),
 		Edit:    edit(updates),
 	})
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.Is(err, jobs.ErrQueueFull):
+		return "", api.ServerError(err, "Too many jobs are waiting; try again in a moment.")
+	case errors.Is(err, jobs.ErrStopped):
+		return "", api.ServerError(err, "fluxd is shutting down; try again once it is back.")
+	}
+	return "", api.ServerError(err, "fluxd could not record the job in git, so it did not queue it; nothing was changed. See 'fluxctl status'.")
+}
+
+// resumeJob rebuilds the Edit of a job accepted before fluxd stopped, so
+// that the queue can run it again.
+func resumeJob(kind string, spec json.RawMessage) (jobs.Edit, error) {
+	if kind != notes.KindPolicy {
+		return nil, fmt.Errorf("jobs of kind %q are not run by this fluxd", kind)
+	}
+	var s api.Spec
+	if err := json.Unmarshal(spec, &s); err != nil {
+		return nil, fmt.Errorf("read the job's spec: %w", err)
+	}
+	updates, ok := s.Spec.(api.PolicyUpdates)
+	if !ok || len(updates) == 0 {
+		return nil, errors.New("the job's spec names no policy updates")
+	}
+	return edit(updates), nil
 }
 
 // policyMessage is the commit message: the user's message first, then

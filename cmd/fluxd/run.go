@@ -72,9 +72,10 @@ func run(ctx context.Context, f *flags) error {
 	}
 	keys.onChange = repo.SetSSHKey
 	queue, err := jobs.New(&adapt.JobsRepo{Repo: repo}, jobs.Config{
-		Branch: f.GitBranch, Paths: f.GitPath, NotesRef: "refs/notes/" + f.GitNotesRef,
+		Branch: f.GitBranch, Paths: f.GitPath, NotesRef: "refs/notes/" + f.GitNotesRef, JournalRef: notes.JobJournalRef(name),
 		Committer: jobs.Signature{Name: f.GitUser, Email: f.GitEmail}, ReadOnly: f.GitReadonly,
-	}, jobs.WithLogger(log.With().Str("loop", "jobs").Logger()), jobs.WithOnDone(func(jobs.Status) { loop.Trigger() }))
+	}, jobs.WithLogger(log.With().Str("loop", "jobs").Logger()), jobs.WithResume(resumeJob),
+		jobs.WithOnDone(func(jobs.Status) { loop.Trigger() }))
 	if err != nil {
 		return err
 	}

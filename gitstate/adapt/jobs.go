@@ -60,6 +60,10 @@ func (t jobsTx) SetNote(notesRef, commit string, data []byte, sig jobs.Signature
 	return jobsErr(t.tx.SetNote(notesRef, commit, data, gitstate.Signature(sig)))
 }
 
+func (t jobsTx) RemoveNote(notesRef, commit string, sig jobs.Signature) error {
+	return jobsErr(t.tx.RemoveNote(notesRef, commit, gitstate.Signature(sig)))
+}
+
 func (t jobsTx) Note(notesRef, commit string) ([]byte, error) {
 	b, err := t.tx.Note(notesRef, commit)
 	return b, jobsErr(err)

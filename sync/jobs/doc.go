@@ -5,8 +5,11 @@
 //
 // # What a job does
 //
-// Each attempt runs under one lock of the git mirror (Repo.Update), because
-// a Fetch overwrites the mirror's notes with the remote's:
+// Submit first records the job in the job journal (notes.JobEvent, a notes
+// ref of its own) and pushes it, and only then answers with the job's ID:
+// an accepted job is never lost. Each attempt then runs under one lock of
+// the git mirror (Repo.Update), because a Fetch overwrites the mirror's
+// notes with the remote's:
 //
 //  1. fetch; read the branch head and the manifests under the git paths;
 //  2. run the job's Edit on them (a pure function: it is run again on the
@@ -16,7 +19,7 @@
 //  4. commit the changed files on the head (author from the job,
 //     committer from Config), and write the job record (notes.JobRecord)
 //     as the commit's note in the notes ref (refs/notes/flux);
-//  5. push the notes ref, then the commit to the branch, in two pushes.
+//  5. push the notes ref and the commit to the branch in one push.
 //
 // A push refused as non-fast-forward (someone pushed to the branch, or added
 // a note, since the fetch) starts a new attempt: fetch again, which takes the
@@ -24,56 +27,47 @@
 // write our note on top, and push again; so others' commits and notes are
 // kept (a union of notes, by commit), never overwritten. After
 // Config.MaxRetries such retries the job fails. Other errors fail the job at
-// once.
+// once. A job that ends without a commit (it failed, or changed nothing)
+// records its end in the journal.
 //
-// # Push order and what a crash leaves behind
+// # One push, and what a failure or a crash leaves behind
 //
-// libgit2 has no atomic push, so the two refs are pushed one after the other
-// and a crash (or a failed push) can come between any two steps. The notes
-// ref goes first: a commit on the branch without its note would lose the job
-// record for good, while a note on a commit that never reached the branch is
-// only a stray note that Status can recognise. (The notes push does not carry
-// the commit itself: a note names its commit but does not reference it, so a
-// mirror that did not make the commit may not have it at all.)
+// libgit2 cannot ask for git's atomic push, but one push of both refs comes
+// close: libgit2 sends nothing when either remote ref is not an ancestor of
+// ours, and the remote applies both updates once it has the whole pack, so
+// a fluxd killed mid-push leaves both or neither. Only another writer
+// updating one of the two refs in the instant between the remote's ref
+// listing and its update makes one land without the other; after any
+// failed push the attempt fetches and looks:
 //
-// Where a crash, or a push failing for good, can stop a job, and what Status
-// says afterwards:
+//   - both landed (the answer was lost): the job succeeded;
+//   - only the commit: the note is written again on the fetched notes and
+//     pushed, so no commit is left without its note;
+//   - only the note: the commit is abandoned, and the next attempt (or the
+//     end of the job) removes the note, so no note is left on a commit that
+//     is not on the branch;
+//   - if the fetch fails too, the job fails, and Status looks at the notes
+//     again later: a commit that did land makes it succeeded.
 //
-//   - Before the notes push (while queued, fetching, editing, committing or
-//     writing the note): nothing reached the remote. The commit and note
-//     exist only in the mirror; the next Fetch replaces the mirror's notes
-//     ref with the remote's and the commit is unreferenced. In the same
-//     process Status says failed with the error; after a restart git holds no
-//     trace of the job, so Status says ErrUnknownJob ("Job not found": the
-//     job made no commit). This is the only case without a record, and it
-//     changed nothing.
-//   - After the notes push, before the branch push succeeds: the remote has
-//     the note, on a commit that is not on the branch. Status, in this
-//     process or any later one, finds the note, sees that its commit is not
-//     on the branch and says failed: "the job's commit ... never reached
-//     branch ...". fluxd never pushes that commit later: the user was told
-//     the job failed, and applying it after the fact would surprise them.
-//     Recover lists such jobs at start-up.
-//   - The branch push reached the remote but its answer was lost (a network
-//     error after the update): the attempt fetches and, if the commit is on
-//     the branch, the job succeeded. If that cannot be told, the job fails
-//     with the push error, and Status after the next fetch (or a restart)
-//     reads it from the note: succeeded, as the commit is on the branch.
-//   - After the branch push: the commit and its note are both on the
-//     remote. If fluxd stops before the job is marked done in memory, Status
-//     after a restart reads it from the note: succeeded, with its commit.
+// Where a crash (a kill of fluxd, or of its machine) can stop a job:
 //
-// A retry after a non-fast-forward branch push leaves the note of the
-// abandoned attempt's commit in the notes ref (git notes cannot be removed
-// through the mirror); Status picks the job's note whose commit is on the
-// branch, so the stray note never makes the job look failed.
+//   - After Submit returned but before the job's push: nothing but the
+//     journal's "queued" event is in git. The next fluxd finds the job in
+//     the journal at start-up (Recover) and runs it again, under the same
+//     ID (WithResume rebuilds its Edit from its spec), so `fluxctl
+//     check-release` sees it finish. A job resumed maxResumes times without
+//     ending, or one the new fluxd cannot rebuild, is failed in the journal
+//     with the reason instead.
+//   - During or after the push: the commit and its note landed together (or
+//     neither did, and the job runs again as above). A job whose commit is
+//     on the branch is never run again: its note says it succeeded.
 //
 // # Status
 //
-// Queued and running jobs are known only in memory. Finished jobs are kept
-// in memory (the last WithHistory of them, 100 by default), and otherwise
-// read back from the notes: the notes ref is scanned for the job ID (the
-// index is built lazily and kept up to date by the worker), so a job's
-// status survives a restart. A job with no change has no note: it is known
-// only while it is in memory.
+// Queued and running jobs are known in memory. Finished jobs are kept in
+// memory (the last WithHistory of them, 100 by default), and otherwise read
+// back from git: a job that made a commit from its job note (the notes ref
+// is scanned for the job ID; the index is built lazily and kept up to date
+// by the worker), any other from its events in the journal. So a job's
+// status survives a restart, and a job fluxd accepted is never "unknown".
 package jobs

@@ -246,6 +246,14 @@ type faultyRepo struct {
 	push func(ctx context.Context, next func() error, refspecs []string) error
 	// fetch, when set, is called instead of a fetch.
 	fetch func(ctx context.Context, next func() error) error
+	// tx is the Tx of the push in progress, for pushOnly.
+	tx jobs.Tx
+}
+
+// pushOnly pushes some of the refspecs of the push in progress, for a push
+// hook that makes a push land in part.
+func (r *faultyRepo) pushOnly(ctx context.Context, refspecs []string) error {
+	return r.tx.Push(ctx, refspecs...)
 }
 
 func (r *faultyRepo) Update(ctx context.Context, fn func(jobs.Tx) error) error {
@@ -262,6 +270,7 @@ func (t faultyTx) Push(ctx context.Context, refspecs ...string) error {
 	if t.r.push == nil {
 		return next()
 	}
+	t.r.tx = t.Tx
 	return t.r.push(ctx, next, refspecs)
 }
 

@@ -225,12 +225,13 @@ func (q *Queue) statusFromNotes(fs []found) Status {
 
 // Recover prepares the queue after fluxd starts: it fetches, indexes the
 // job notes, and returns the jobs of the last day whose note was pushed but
-// whose commit never reached the branch (fluxd stopped, or the push of the
-// commit failed, between the two pushes), logging each. Nothing in git is
-// changed: such a commit is never pushed later, since its job was reported
-// failed, and git notes are not removed; Status reports these jobs as
-// failed, with the reason. Run calls Recover before the first job; calling
-// it again is harmless.
+// whose commit is not on the branch (a note an earlier fluxd could not
+// remove, or a branch rewritten since), logging each; Status reports them
+// as failed, with the reason. Then it reads the job journal and queues
+// again the jobs that were accepted but never ended and made no commit
+// (see WithResume), or fails them there with the reason. Run calls Recover
+// before the first job, and again later if it failed; calling it again is
+// harmless.
 func (q *Queue) Recover(ctx context.Context) ([]Status, error) {
 	if err := q.repo.Update(ctx, func(tx Tx) error { return tx.Fetch(ctx) }); err != nil {
 		return nil, fmt.Errorf("git fetch: %w", err)
@@ -243,6 +244,13 @@ func (q *Queue) Recover(ctx context.Context) ([]Status, error) {
 		return nil, err
 	}
 	var abandoned []Status
+	defer func() {
+		if resumed, err := q.resume(ctx); err != nil {
+			q.o.log.Warn().Err(err).Msg("could not read or update the job journal: jobs accepted before fluxd stopped are not run again now")
+		} else if len(resumed) > 0 {
+			q.o.log.Info().Strs("jobs", resumed).Msg("running again the jobs accepted before fluxd stopped")
+		}
+	}()
 	for _, id := range q.index.recent(q.o.now().Add(-recoverWindow)) {
 		s, err := q.index.status(ctx, id)
 		if err != nil {

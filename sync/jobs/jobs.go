@@ -43,6 +43,9 @@ type Tx interface {
 	CommitFiles(parent string, files map[string][]byte, message string, author, committer Signature) (string, error)
 	// SetNote writes data as the note on commit in notesRef, replacing any.
 	SetNote(notesRef, commit string, data []byte, sig Signature) error
+	// RemoveNote removes the note on commit (a full ID) from notesRef;
+	// ErrNotFound if there is none.
+	RemoveNote(notesRef, commit string, sig Signature) error
 	// Note reads the note on commit in notesRef; ErrNotFound if there is
 	// none, or if the commit is not in the mirror.
 	Note(notesRef, commit string) ([]byte, error)
@@ -180,6 +183,11 @@ type Config struct {
 	// NotesRef holds the job notes; "" means notes.DefaultJobNotesRef. It
 	// must be under refs/notes/, which the mirror fetches.
 	NotesRef string
+	// JournalRef holds the job journal (notes.JobEvent); "" means
+	// notes.JobJournalRef("default"). It must be under refs/notes/ and
+	// differ from NotesRef. Give each fluxd that shares a repository its
+	// own (fluxd uses notes.JobJournalRef(cluster)).
+	JournalRef string
 	// Committer commits every job's commit and writes its note.
 	Committer Signature
 	// ReadOnly refuses every job with ErrReadOnly; Status still works.
@@ -198,6 +206,12 @@ func (c *Config) validate() error {
 	}
 	if !strings.HasPrefix(c.NotesRef, "refs/notes/") || len(c.NotesRef) == len("refs/notes/") {
 		return fmt.Errorf("job notes ref %q must be refs/notes/<name>", c.NotesRef)
+	}
+	if c.JournalRef == "" {
+		c.JournalRef = notes.JobJournalRef("default")
+	}
+	if !strings.HasPrefix(c.JournalRef, "refs/notes/") || len(c.JournalRef) == len("refs/notes/") || c.JournalRef == c.NotesRef {
+		return fmt.Errorf("job journal ref %q must be refs/notes/<name>, other than the job notes ref %q", c.JournalRef, c.NotesRef)
 	}
 	if c.Branch == "" || strings.HasPrefix(c.Branch, "refs/") || strings.ContainsAny(c.Branch, " \t\n:~^?*[\\") {
 		return fmt.Errorf("invalid branch %q for jobs", c.Branch)
@@ -226,6 +240,7 @@ type options struct {
 	history   int
 	maxQueued int
 	onDone    func(Status)
+	resume    func(kind string, spec json.RawMessage) (Edit, error)
 }
 
 func defaultOptions() options {
@@ -268,6 +283,19 @@ func WithMaxQueued(n int) Option {
 			return fmt.Errorf("job queue length %d must be at least 1", n)
 		}
 		o.maxQueued = n
+		return nil
+	}
+}
+
+// WithResume lets the queue run again, after a restart, a job that was
+// accepted but never ended: resume rebuilds the job's Edit from its kind
+// and spec. Without it such jobs are reported failed.
+func WithResume(resume func(kind string, spec json.RawMessage) (Edit, error)) Option {
+	return func(o *options) error {
+		if resume == nil {
+			return errors.New("nil resume function")
+		}
+		o.resume = resume
 		return nil
 	}
 }

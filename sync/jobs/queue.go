@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Queue runs jobs one at a time. Make one with New, start its worker with
@@ -23,7 +25,9 @@ type Queue struct {
 	running bool              // Run has started
 	stopped bool              // Run has returned
 
-	index noteIndex
+	index   noteIndex
+	journal journal
+	resumed atomic.Bool // Recover has queued again the jobs that never ended
 }
 
 // entry is a job and its status while it is in memory.
@@ -58,11 +62,14 @@ func New(repo Repo, cfg Config, opts ...Option) (*Queue, error) {
 	return q, nil
 }
 
-// Submit queues job and returns its ID at once; the job's status is then
-// "queued". It fails if the repository is read-only (ErrReadOnly), the job
-// is incomplete, its ID is in use (ErrDuplicateJob), too many jobs are
-// waiting (ErrQueueFull), or the queue has stopped (ErrStopped).
-func (q *Queue) Submit(job Job) (string, error) {
+// Submit records job in the job journal in git and queues it, and returns
+// its ID; the job's status is then "queued". Once Submit has returned, the
+// job is not lost: if fluxd stops before the job ends, the next fluxd runs
+// it (see Recover). Submit fails if the repository is read-only
+// (ErrReadOnly), the job is incomplete, its ID is in use (ErrDuplicateJob),
+// too many jobs are waiting (ErrQueueFull), the queue has stopped
+// (ErrStopped), or the journal cannot be pushed.
+func (q *Queue) Submit(ctx context.Context, job Job) (string, error) {
 	if q.cfg.ReadOnly {
 		return "", ErrReadOnly
 	}
@@ -72,15 +79,21 @@ func (q *Queue) Submit(job Job) (string, error) {
 	if job.ID == "" {
 		job.ID = newJobID()
 	}
+	if err := q.admit(job.ID); err != nil {
+		return "", err
+	}
+	if err := q.appendEvents(ctx, q.queuedEvent(job)); err != nil {
+		return "", err
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	switch {
-	case q.stopped:
-		return "", ErrStopped
-	case len(q.pending) >= q.o.maxQueued:
-		return "", fmt.Errorf("%w: %d jobs are waiting, try again later", ErrQueueFull, len(q.pending))
-	case q.active[job.ID] != nil || q.done.has(job.ID):
-		return "", fmt.Errorf("%w %q", ErrDuplicateJob, job.ID)
+	if err := q.admitLocked(job.ID); err != nil {
+		// Journalled but refused: end it there too, so that no later
+		// fluxd runs it.
+		go func() {
+			_ = q.journalEnd(context.Background(), Status{ID: job.ID, State: Failed, Err: err.Error()})
+		}()
+		return "", err
 	}
 	e := &entry{job: job, status: Status{
 		ID: job.ID, State: Queued, Kind: job.Kind, Spec: job.Spec, Cause: job.Cause,
@@ -92,6 +105,25 @@ func (q *Queue) Submit(job Job) (string, error) {
 	default:
 	}
 	return job.ID, nil
+}
+
+// admit checks that a job with id may be queued now.
+func (q *Queue) admit(id string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.admitLocked(id)
+}
+
+func (q *Queue) admitLocked(id string) error {
+	switch {
+	case q.stopped:
+		return ErrStopped
+	case len(q.pending) >= q.o.maxQueued:
+		return fmt.Errorf("%w: %d jobs are waiting, try again later", ErrQueueFull, len(q.pending))
+	case q.active[id] != nil || q.done.has(id):
+		return fmt.Errorf("%w %q", ErrDuplicateJob, id)
+	}
+	return nil
 }
 
 // Status returns what is known of job id: queued or running from memory;
@@ -123,6 +155,10 @@ func (q *Queue) Status(ctx context.Context, id string) (Status, error) {
 		return Status{}, fmt.Errorf("%w: no job ID given", ErrUnknownJob)
 	}
 	s, err := q.index.status(ctx, id)
+	if errors.Is(err, ErrUnknownJob) {
+		// No job note: the journal knows how a job without a commit ended.
+		s, err = q.journalStatus(ctx, id)
+	}
 	if err != nil {
 		return Status{}, err
 	}
@@ -154,24 +190,39 @@ func (q *Queue) Run(ctx context.Context) error {
 	q.mu.Unlock()
 	defer q.stop()
 
-	if _, err := q.Recover(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		q.o.log.Warn().Err(err).Msg("job queue: start-up check of the job notes failed; jobs run anyway, and job status is read from the notes when asked")
-	}
+	recovered := q.recover(ctx)
 	for ctx.Err() == nil {
 		if e := q.next(); e != nil {
 			q.run(ctx, e)
 			continue
 		}
+		var retry <-chan time.Time
+		if !recovered {
+			retry = time.After(recoverRetry)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-q.wake:
+		case <-retry:
+			recovered = q.recover(ctx)
 		}
 	}
 	return nil
+}
+
+// recoverRetry is how soon Run tries Recover again after it failed.
+const recoverRetry = 10 * time.Second
+
+// recover runs Recover, logging a failure; it reports whether it worked.
+func (q *Queue) recover(ctx context.Context) bool {
+	if _, err := q.Recover(ctx); err != nil {
+		if ctx.Err() == nil {
+			q.o.log.Warn().Err(err).Msgf("job queue: start-up check of the job notes and journal failed; new jobs run anyway, and the check is tried again in %s", recoverRetry)
+		}
+		return false
+	}
+	return true
 }
 
 // next takes the oldest waiting job and marks it running; nil if none, or

@@ -19,9 +19,12 @@ import (
 type outcome struct {
 	commit  string // "" when nothing changed
 	results map[resource.ID]notes.WorkloadResult
-	// notePushed is the commit whose job note reached the remote, if the
-	// attempt got that far.
-	notePushed string
+	// uncertain is a commit whose push failed in a way that left unknown
+	// whether it landed: Status looks again later.
+	uncertain string
+	// orphan is a commit whose note landed on the remote but which did
+	// not reach the branch: the next attempt removes the note.
+	orphan string
 }
 
 // run runs one job to the end and records its status.
@@ -30,16 +33,16 @@ func (q *Queue) run(ctx context.Context, e *entry) {
 	log := q.o.log.With().Str("job", job.ID).Str("kind", job.Kind).Logger()
 	log.Info().Msg("job started")
 	s := Status{ID: job.ID, Kind: job.Kind, Spec: job.Spec, Cause: job.Cause}
-	out, noted, err := q.execute(ctx, job, log)
+	out, uncertain, err := q.execute(ctx, job, log)
 	switch {
 	case err != nil:
 		s.State, s.Err = Failed, err.Error()
-		// A commit whose note was pushed may be on the branch after all
-		// (a push whose answer was lost): Status looks again.
-		for _, c := range noted {
+		// A commit whose push had an unknown outcome may be on the branch
+		// after all: Status looks again.
+		for _, c := range uncertain {
 			q.index.add(job.ID, c, q.o.now())
 		}
-		s.recheck = len(noted) > 0
+		s.recheck = len(uncertain) > 0
 		log.Error().Err(err).Msg("job failed")
 	case out.commit == "":
 		s.State, s.Results = Succeeded, out.results
@@ -48,39 +51,51 @@ func (q *Queue) run(ctx context.Context, e *entry) {
 		s.State, s.Commit, s.Results = Succeeded, out.commit, out.results
 		log.Info().Str("commit", out.commit).Str("branch", q.cfg.Branch).Msg("job done: commit and job note pushed")
 	}
+	if s.Commit == "" && !s.recheck {
+		// The job's end is not in a job note: the journal keeps it.
+		if err := q.journalEnd(ctx, s); err != nil {
+			log.Warn().Err(err).Msg("could not record the job's end in the job journal: after a restart it may run again")
+		}
+	}
 	q.finish(e, s)
 }
 
 // execute runs attempts until one succeeds, one fails for a reason other
 // than the remote moving on, or the retries are used up. It also returns
-// the commits whose notes it pushed.
+// the commits whose push had an unknown outcome.
 func (q *Queue) execute(ctx context.Context, job Job, log zerolog.Logger) (outcome, []string, error) {
-	var noted []string
+	var uncertain, orphans []string
 	for attempt := 1; ; attempt++ {
-		out, err := q.attempt(ctx, job, log)
-		if out.notePushed != "" {
-			noted = append(noted, out.notePushed)
+		out, err := q.attempt(ctx, job, orphans, log)
+		if out.uncertain != "" {
+			uncertain = append(uncertain, out.uncertain)
+		}
+		if out.orphan != "" {
+			orphans = append(orphans, out.orphan)
 		}
 		if err == nil {
-			return out, noted, nil
+			return out, uncertain, nil
 		}
-		if ctx.Err() != nil {
-			return outcome{}, noted, fmt.Errorf("fluxd stopped while the job ran: %w", err)
+		retry := errors.Is(err, ErrNonFastForward) && ctx.Err() == nil && attempt <= q.cfg.MaxRetries
+		if !retry && len(orphans) > 0 {
+			q.removeOrphans(ctx, orphans, log)
 		}
-		if !errors.Is(err, ErrNonFastForward) {
-			return outcome{}, noted, err
-		}
-		if attempt > q.cfg.MaxRetries {
-			return outcome{}, noted, fmt.Errorf("gave up after %d attempts, as the remote moved on during each: %w", attempt, err)
+		switch {
+		case ctx.Err() != nil:
+			return outcome{}, uncertain, fmt.Errorf("fluxd stopped while the job ran: %w", err)
+		case !errors.Is(err, ErrNonFastForward):
+			return outcome{}, uncertain, err
+		case !retry:
+			return outcome{}, uncertain, fmt.Errorf("gave up after %d attempts, as the remote moved on during each: %w", attempt, err)
 		}
 		log.Info().Err(err).Int("attempt", attempt).Msg("the remote moved on since the fetch: redoing the job on its new head")
 	}
 }
 
 // attempt does the job once, under one lock of the mirror: fetch, edit the
-// head's manifests, commit, note, push the note, push the commit. See the
-// package documentation for the order of the pushes.
-func (q *Queue) attempt(ctx context.Context, job Job, log zerolog.Logger) (out outcome, err error) {
+// head's manifests, commit, note, and push the note and the commit in one
+// push. See the package documentation for what a failed push leaves.
+func (q *Queue) attempt(ctx context.Context, job Job, orphans []string, log zerolog.Logger) (out outcome, err error) {
 	err = q.repo.Update(ctx, func(tx Tx) error {
 		if err := tx.Fetch(ctx); err != nil {
 			return fmt.Errorf("git fetch: %w", err)
@@ -128,42 +143,115 @@ func (q *Queue) attempt(ctx context.Context, job Job, log zerolog.Logger) (out o
 		if err != nil {
 			return err
 		}
+		// The notes of earlier attempts' commits, which never reached the
+		// branch, go in the same push.
+		if err := q.dropNotes(tx, orphans, head, committer); err != nil {
+			return err
+		}
 		if err := tx.SetNote(q.cfg.NotesRef, commit, data, committer); err != nil {
 			return fmt.Errorf("write job note: %w", err)
 		}
-		// The note first, then the commit: a note whose commit never
-		// reaches the branch is recognised later; a commit without its
-		// note would lose the job record.
-		if err := tx.Push(ctx, q.cfg.NotesRef); err != nil {
-			return fmt.Errorf("push job note to %s: %w", q.cfg.NotesRef, err)
+		// One push for both refs: the remote checks and applies them
+		// together, and libgit2 sends nothing if either is behind.
+		pushErr := tx.Push(ctx, q.cfg.NotesRef, commit+":refs/heads/"+q.cfg.Branch)
+		if pushErr == nil {
+			out.commit = commit
+			return nil
 		}
-		out.notePushed = commit
-		if err := tx.Push(ctx, commit+":refs/heads/"+q.cfg.Branch); err != nil {
-			if !errors.Is(err, ErrNonFastForward) && landed(ctx, tx, commit) {
-				log.Warn().Err(err).Str("commit", commit).Msg("the push of the commit reported an error, but the commit is on the branch")
-				out.commit = commit
-				return nil
-			}
-			return fmt.Errorf("push commit %s to branch %s: %w", short(commit), q.cfg.Branch, err)
-		}
-		out.commit = commit
-		return nil
+		return q.afterFailedPush(ctx, tx, commit, data, committer, pushErr, &out, log)
 	})
 	return out, err
 }
 
-// landed reports whether commit is on the branch after all, for a push
-// whose answer was lost: it fetches and looks.
-func landed(ctx context.Context, tx Tx, commit string) bool {
-	if tx.Fetch(ctx) != nil {
-		return false
+// afterFailedPush finds out what a failed push of commit and its note left
+// on the remote, and makes it whole where it can: both landed (the answer
+// was lost): success; only the commit: push the note again; only the note:
+// an orphan, whose note the next attempt or the job's end removes.
+func (q *Queue) afterFailedPush(ctx context.Context, tx Tx, commit string, note []byte, sig Signature, pushErr error, out *outcome, log zerolog.Logger) error {
+	wrapped := fmt.Errorf("push commit %s and its job note to branch %s: %w", short(commit), q.cfg.Branch, pushErr)
+	if err := tx.Fetch(ctx); err != nil {
+		out.uncertain = commit
+		return wrapped
 	}
 	head, err := tx.Head()
 	if err != nil {
-		return false
+		out.uncertain = commit
+		return wrapped
 	}
-	on, err := tx.IsAncestor(commit, head)
-	return err == nil && on
+	onBranch, err := tx.IsAncestor(commit, head)
+	if err != nil {
+		onBranch = false
+	}
+	_, noteErr := tx.Note(q.cfg.NotesRef, commit)
+	noted := noteErr == nil
+	switch {
+	case onBranch && noted:
+		log.Warn().Err(pushErr).Str("commit", commit).Msg("the push reported an error, but the commit and its note are on the remote")
+		out.commit = commit
+		return nil
+	case onBranch:
+		// Someone moved the notes ref between our look and our update:
+		// the commit is on the branch without its note. Put it back.
+		for try := 0; ; try++ {
+			err := tx.SetNote(q.cfg.NotesRef, commit, note, sig)
+			if err == nil {
+				err = tx.Push(ctx, q.cfg.NotesRef)
+			}
+			if err == nil {
+				log.Warn().Err(pushErr).Str("commit", commit).Msg("the commit landed without its job note; the note was pushed again")
+				out.commit = commit
+				return nil
+			}
+			if !errors.Is(err, ErrNonFastForward) || try >= q.cfg.MaxRetries || tx.Fetch(ctx) != nil {
+				out.uncertain = commit
+				return fmt.Errorf("commit %s is on branch %s, but its job note could not be pushed: %w", short(commit), q.cfg.Branch, err)
+			}
+		}
+	case noted:
+		out.orphan = commit
+	}
+	return wrapped
+}
+
+// dropNotes removes the notes of orphans (commits of earlier attempts) that
+// are in the notes ref but whose commit is not on the branch at head.
+func (q *Queue) dropNotes(tx Tx, orphans []string, head string, sig Signature) error {
+	for _, c := range orphans {
+		if on, err := tx.IsAncestor(c, head); err == nil && on {
+			continue
+		}
+		err := tx.RemoveNote(q.cfg.NotesRef, c, sig)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("remove the job note of the abandoned commit %s: %w", short(c), err)
+		}
+	}
+	return nil
+}
+
+// removeOrphans removes, at the end of a failed job, the notes its
+// attempts left on commits that never reached the branch.
+func (q *Queue) removeOrphans(ctx context.Context, orphans []string, log zerolog.Logger) {
+	err := q.repo.Update(ctx, func(tx Tx) error {
+		for try := 0; ; try++ {
+			if err := tx.Fetch(ctx); err != nil {
+				return err
+			}
+			head, err := tx.Head()
+			if err != nil {
+				return err
+			}
+			if err := q.dropNotes(tx, orphans, head, q.cfg.Committer); err != nil {
+				return err
+			}
+			err = tx.Push(ctx, q.cfg.NotesRef)
+			if err == nil || !errors.Is(err, ErrNonFastForward) || try >= q.cfg.MaxRetries {
+				return err
+			}
+		}
+	})
+	if err != nil {
+		log.Warn().Err(err).Strs("commits", orphans).Msg("could not remove the job notes of commits that never reached the branch; Status reports them as failed")
+	}
 }
 
 // readFiles reads the manifests under each git path at head. A path that
