@@ -10,7 +10,8 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 export CGO_ENABLED := 1
 
-APT_PACKAGES := libgit2-dev pkg-config memcached docker-registry openssh-server openssh-client git ca-certificates
+# zsh and fish check fluxctl's completion scripts in the unit tests.
+APT_PACKAGES := libgit2-dev pkg-config memcached docker-registry openssh-server openssh-client git ca-certificates zsh fish
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN := bin

@@ -102,6 +102,40 @@ func TestListWorkloadsAndSave(t *testing.T) {
 	if _, stderr, code := fluxctl(t, d, "", "list-workloads", "-n", "no-such-namespace"); code == 0 || !strings.Contains(stderr, "no-such-namespace") {
 		t.Errorf("a missing namespace: exit %d, %s", code, stderr)
 	}
+	for _, w := range ws {
+		for _, c := range w.Containers {
+			if c.RepoImage != "" {
+				t.Errorf("%s %s: RepoImage %q while the cluster matches git", w.ID, c.Name, c.RepoImage)
+			}
+		}
+	}
+
+	// An image changed by hand: the live one, and git's beside it, until
+	// the next full re-sync (5m) puts git's back.
+	if _, err := env.Kube.Kubectl(context.Background(), "set", "image", "deployment/cart", "-n", ns, "cart=ghcr.io/example/cart:2.4.0"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, syncWait, "git's image beside the live one", func() (bool, string) {
+		out, stderr, code := fluxctl(t, d, "", "list-workloads", "-n", ns, "-o", "json")
+		if code != 0 {
+			return false, stderr
+		}
+		var ws []api.ControllerStatus
+		if err := json.Unmarshal([]byte(out), &ws); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for _, w := range ws {
+			if w.ID.Name != "cart" || len(w.Containers) != 1 {
+				continue
+			}
+			c := w.Containers[0]
+			return c.Current.ID == "ghcr.io/example/cart:2.4.0" && c.RepoImage == "ghcr.io/example/cart:2.3.0", out
+		}
+		return false, out
+	})
+	if out, _, _ := fluxctl(t, d, "", "list-workloads", "-n", ns); !strings.Contains(out, "ghcr.io/example/cart:2.4.0 (repo: ghcr.io/example/cart:2.3.0)") {
+		t.Errorf("table lacks git's image beside the live one:\n%s", out)
+	}
 
 	// save, then re-apply what it wrote into an empty namespace.
 	dir := t.TempDir()

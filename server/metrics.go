@@ -31,6 +31,7 @@ type Metrics struct {
 	syncLastSuccess prometheus.Gauge
 	fetchDuration   prometheus.Histogram
 	fetchErrors     prometheus.Counter
+	jobDuration     *prometheus.HistogramVec
 }
 
 // NewMetrics registers fluxd's metrics on reg. With a nil reg it makes a
@@ -68,14 +69,19 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 		fetchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "fluxd", Subsystem: "git", Name: "fetch_duration_seconds",
 			Help:    "Time spent fetching from the git remote.",
-			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 		}),
 		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "fluxd", Subsystem: "git", Name: "fetch_errors_total",
 			Help: "Failed fetches from the git remote.",
 		}),
+		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "fluxd", Subsystem: "job", Name: "duration_seconds",
+			Help:    "Time from a job's start to its end (its commit and job note pushed), by kind and outcome.",
+			Buckets: []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"kind", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.syncDuration, m.syncApplied, m.syncLastSuccess, m.fetchDuration, m.fetchErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.syncDuration, m.syncApplied, m.syncLastSuccess, m.fetchDuration, m.fetchErrors, m.jobDuration} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -124,6 +130,19 @@ func (m *Metrics) ObserveFetch(d time.Duration, err error) {
 	if err != nil {
 		m.fetchErrors.Inc()
 	}
+}
+
+// ObserveJob records a finished job: its kind, how long it ran, and
+// whether it succeeded.
+func (m *Metrics) ObserveJob(kind string, took time.Duration, ok bool) {
+	if m == nil {
+		return
+	}
+	outcome := "success"
+	if !ok {
+		outcome = "failure"
+	}
+	m.jobDuration.WithLabelValues(kind, outcome).Observe(took.Seconds())
 }
 
 func (m *Metrics) observeRequest(method, route string, code int, d time.Duration) {

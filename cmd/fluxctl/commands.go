@@ -16,17 +16,28 @@ import (
 
 type versionCmd struct{}
 
+// VersionJSON is what fluxctl version -o json prints.
+type VersionJSON struct {
+	Client string `json:"client"`
+	Daemon string `json:"daemon"`
+}
+
 func (versionCmd) Run(g *globals) error {
 	c, err := g.client()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("client: %s\n", version)
+	if g.Output != "json" {
+		fmt.Printf("client: %s\n", version)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.Timeout)
 	defer cancel()
 	v, err := c.Version(ctx)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
+	}
+	if g.Output == "json" {
+		return printJSON(VersionJSON{Client: version, Daemon: v})
 	}
 	fmt.Printf("daemon: %s\n", v)
 	return nil
@@ -46,6 +57,9 @@ func (statusCmd) Run(g *globals) error {
 		return err
 	}
 	if g.Output == "json" {
+		if s.Git.Paths == nil {
+			s.Git.Paths = []string{} // the whole repository
+		}
 		return printJSON(s)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
@@ -106,6 +120,13 @@ func (statusCmd) Run(g *globals) error {
 
 type syncCmd struct{}
 
+// SyncJSON is what fluxctl sync -o json prints once the commit is applied.
+type SyncJSON struct {
+	URL      string `json:"url"`
+	Branch   string `json:"branch"`
+	Revision string `json:"revision"`
+}
+
 // Run notifies fluxd, learns the head it fetched, and waits until that
 // commit is applied, or its sync reports errors.
 func (syncCmd) Run(g *globals) error {
@@ -137,6 +158,9 @@ func (syncCmd) Run(g *globals) error {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "Done.")
+	if g.Output == "json" {
+		return printJSON(SyncJSON{URL: cfg.Remote.URL, Branch: cfg.Remote.Branch, Revision: rev})
+	}
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+
+	"github.com/fluxd/fluxd/server/api"
 )
 
 type diffCmd struct {
@@ -24,6 +26,9 @@ func (d diffCmd) Run(g *globals) error {
 		return err
 	}
 	if g.Output == "json" {
+		if ds == nil {
+			ds = []api.ObjectDiff{}
+		}
 		return printJSON(ds)
 	}
 	changed := 0

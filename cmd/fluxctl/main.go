@@ -42,11 +42,17 @@ type cli struct {
 	Diff          diffCmd          `cmd:"" help:"Show what a sync would change in the cluster now, per object (server-side dry run)."`
 	CheckRelease  checkReleaseCmd  `cmd:"" name:"check-release" help:"Show the status of a job by ID."`
 	Identity      identityCmd      `cmd:"" help:"Show fluxd's ssh deploy key, to install in the git host."`
+	Completion    completionCmd    `cmd:"" help:"Print a shell completion script: source <(fluxctl completion bash), or zsh, or fish."`
+}
+
+// parserOptions make fluxctl's command line.
+func parserOptions() []kong.Option {
+	return []kong.Option{kong.Name("fluxctl"), kong.Description("Talk to fluxd, the git-native GitOps daemon."), kong.UsageOnError()}
 }
 
 func main() {
 	var c cli
-	ctx := kong.Parse(&c, kong.Name("fluxctl"), kong.Description("Talk to fluxd, the git-native GitOps daemon."), kong.UsageOnError())
+	ctx := kong.Parse(&c, parserOptions()...)
 	if err := ctx.Run(&c.globals); err != nil {
 		printError(err)
 		os.Exit(1)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -60,6 +61,20 @@ func (l listWorkloadsCmd) Run(g *globals) error {
 		return printJSON(ws)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	writeWorkloads(w, ws)
+	return w.Flush()
+}
+
+// writeWorkloads writes the list-workloads table, one row per container:
+//
+//	WORKLOAD              CONTAINER  IMAGE                          RELEASE  POLICY
+//	shop:deployment/cart  cart       ghcr.io/shop/cart:2.3.0        ready    locked
+//	shop:deployment/web   nginx      nginx:1.27 (repo: nginx:1.28)  ready
+//	                      sidecar    envoy:1.30
+//
+// The image is the live one; "(repo: ...)" is the one git gives, when it
+// is another (fluxd has not applied it, or something changed it since).
+func writeWorkloads(w io.Writer, ws []api.ControllerStatus) {
 	fmt.Fprintln(w, "WORKLOAD\tCONTAINER\tIMAGE\tRELEASE\tPOLICY")
 	for _, wl := range ws {
 		release := status(wl)
@@ -72,10 +87,19 @@ func (l listWorkloadsCmd) Run(g *globals) error {
 			if i > 0 {
 				id, release, policy = "", "", ""
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", id, ct.Name, ct.Current.ID, release, policy)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", id, ct.Name, containerImage(ct), release, policy)
 		}
 	}
-	return w.Flush()
+}
+
+// containerImage is the IMAGE column: the live image, and git's beside it
+// when it differs.
+func containerImage(c api.Container) string {
+	img := string(c.Current.ID)
+	if c.RepoImage != "" && c.RepoImage != img {
+		img += " (repo: " + c.RepoImage + ")"
+	}
+	return img
 }
 
 // status is the RELEASE column, as Flux v1 shows it.
@@ -115,10 +139,13 @@ func policies(w api.ControllerStatus) string {
 }
 
 type saveCmd struct {
-	Out string `name:"out" help:"Write one file per object under this directory, instead of one stream to stdout."`
+	Out string `name:"out" type:"path" help:"Write one file per object under this directory, instead of one stream to stdout."`
 }
 
 func (s saveCmd) Run(g *globals) error {
+	if g.Output == "json" {
+		return fmt.Errorf("fluxctl save writes YAML, not JSON: leave out -o json")
+	}
 	c, err := g.client()
 	if err != nil {
 		return err

@@ -75,7 +75,10 @@ func run(ctx context.Context, f *flags) error {
 		Branch: f.GitBranch, Paths: f.GitPath, NotesRef: "refs/notes/" + f.GitNotesRef, JournalRef: notes.JobJournalRef(name),
 		Committer: jobs.Signature{Name: f.GitUser, Email: f.GitEmail}, ReadOnly: f.GitReadonly,
 	}, jobs.WithLogger(log.With().Str("loop", "jobs").Logger()), jobs.WithResume(resumeJob),
-		jobs.WithOnDone(func(jobs.Status) { loop.Trigger() }))
+		jobs.WithOnDone(func(s jobs.Status) {
+			metrics.ObserveJob(s.Kind, s.Finished.Sub(s.Started), s.State == jobs.Succeeded)
+			loop.Trigger()
+		}))
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/fluxd/fluxd/gitstate"
 	"github.com/fluxd/fluxd/kube"
 	"github.com/fluxd/fluxd/kube/resource"
+	"github.com/fluxd/fluxd/notes"
 	"github.com/fluxd/fluxd/server/api"
 	"github.com/fluxd/fluxd/sync"
 )
@@ -27,7 +28,8 @@ type clusterAPI struct {
 	manifest manifestCache
 }
 
-// ListWorkloads lists live workloads with their policies from git.
+// ListWorkloads lists live workloads with their policies from git, and
+// the image git gives each container where it is not the live one.
 func (a *clusterAPI) ListWorkloads(ctx context.Context, namespace string, ids []resource.ID) ([]api.ControllerStatus, error) {
 	ws, err := a.cache.Workloads(ctx, namespace)
 	if errors.Is(err, kube.ErrNamespaceNotFound) {
@@ -41,13 +43,20 @@ func (a *clusterAPI) ListWorkloads(ctx context.Context, namespace string, ids []
 	if commit == "" {
 		commit = st.Head
 	}
-	inRepo, err := a.manifest.annotations(a.repo, commit, a.paths)
+	inRepo, err := a.manifest.workloads(a.repo, commit, a.paths)
 	if err != nil {
 		return nil, api.ServerError(err, "fluxd could not read the manifests at "+short(commit)+"; see its log.")
 	}
+	return controllerStatuses(ws, inRepo, st.LastRecord, a.readOnly, ids), nil
+}
+
+// controllerStatuses is the answer of ListWorkloads: the live workloads
+// (only those in ids, unless there are none), with what the manifests say
+// of each and the errors of the last sync record (nil when none).
+func controllerStatuses(ws []kube.Workload, inRepo map[resource.ID]repoObject, rec *notes.SyncRecord, readOnly bool, ids []resource.ID) []api.ControllerStatus {
 	syncErrs := map[string]string{}
-	if st.LastRecord != nil {
-		for _, e := range st.LastRecord.Errors {
+	if rec != nil {
+		for _, e := range rec.Errors {
 			syncErrs[e.Object] = e.Error
 		}
 	}
@@ -60,14 +69,16 @@ func (a *clusterAPI) ListWorkloads(ctx context.Context, namespace string, ids []
 		if len(want) > 0 && !want[w.ID] {
 			continue
 		}
-		annotations, found := inRepo[w.ID]
-		out = append(out, controllerStatus(w, annotations, found, a.readOnly, syncErrs[w.ID.String()]))
+		repo, found := inRepo[w.ID]
+		out = append(out, controllerStatus(w, repo, found, readOnly, syncErrs[w.ID.String()]))
 	}
-	return out, nil
+	return out
 }
 
-func controllerStatus(w kube.Workload, annotations map[string]string, inRepo, readOnly bool, syncErr string) api.ControllerStatus {
-	p := resource.PoliciesFromAnnotations(annotations)
+// controllerStatus describes the live workload w; repo is its manifest,
+// when inRepo.
+func controllerStatus(w kube.Workload, repo repoObject, inRepo, readOnly bool, syncErr string) api.ControllerStatus {
+	p := resource.PoliciesFromAnnotations(repo.annotations)
 	cs := api.ControllerStatus{
 		ID:         w.ID,
 		Containers: make([]api.Container, 0, len(w.Containers)),
@@ -93,7 +104,11 @@ func controllerStatus(w kube.Workload, annotations map[string]string, inRepo, re
 		cs.ReadOnly = api.ReadOnlySystem
 	}
 	for _, c := range w.Containers {
-		cs.Containers = append(cs.Containers, api.Container{Name: c.Name, Current: api.Info{ID: api.ImageRef(c.Image)}})
+		ct := api.Container{Name: c.Name, Current: api.Info{ID: api.ImageRef(c.Image)}}
+		if img, ok := repo.images[c.Name]; ok && img != c.Image {
+			ct.RepoImage = img
+		}
+		cs.Containers = append(cs.Containers, ct)
 	}
 	return cs
 }
@@ -115,11 +130,25 @@ type manifestCache struct {
 	commit string
 	loaded bool
 	objs   []kube.Object
-	byID   map[resource.ID]map[string]string // annotations
+	byID   map[resource.ID]repoObject
+}
+
+// repoObject is what list-workloads reads from an object's manifest.
+type repoObject struct {
+	annotations map[string]string
+	// images maps the names of the containers and init containers of a
+	// workload's pod template to their images; nil for other kinds.
+	images map[string]string
+}
+
+// manifestFiles reads the manifest files under paths at a commit, as
+// *gitstate.Repo does.
+type manifestFiles interface {
+	Files(commit string, paths []string) ([]resource.File, error)
 }
 
 // objects returns the parsed manifests at commit ("" gives none).
-func (m *manifestCache) objects(repo *gitstate.Repo, commit string, paths []string) ([]kube.Object, error) {
+func (m *manifestCache) objects(repo manifestFiles, commit string, paths []string) ([]kube.Object, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.load(repo, commit, paths); err != nil {
@@ -128,8 +157,10 @@ func (m *manifestCache) objects(repo *gitstate.Repo, commit string, paths []stri
 	return m.objs, nil
 }
 
-// annotations returns the annotations of each object at commit.
-func (m *manifestCache) annotations(repo *gitstate.Repo, commit string, paths []string) (map[resource.ID]map[string]string, error) {
+// workloads returns what the manifests at commit say of each object, by
+// the ID of the object it makes in the cluster: a workload whose manifest
+// names no namespace is in the default one, as sync puts it there.
+func (m *manifestCache) workloads(repo manifestFiles, commit string, paths []string) (map[resource.ID]repoObject, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.load(repo, commit, paths); err != nil {
@@ -138,7 +169,7 @@ func (m *manifestCache) annotations(repo *gitstate.Repo, commit string, paths []
 	return m.byID, nil
 }
 
-func (m *manifestCache) load(repo *gitstate.Repo, commit string, paths []string) error {
+func (m *manifestCache) load(repo manifestFiles, commit string, paths []string) error {
 	if m.loaded && commit == m.commit {
 		return nil
 	}
@@ -150,12 +181,48 @@ func (m *manifestCache) load(repo *gitstate.Repo, commit string, paths []string)
 		}
 		objs, _ = kube.Parse(files) // files that do not parse are reported by the sync
 	}
-	byID := make(map[resource.ID]map[string]string, len(objs))
-	for _, o := range objs {
-		byID[o.ID()] = o.Obj.GetAnnotations()
-	}
-	m.commit, m.loaded, m.objs, m.byID = commit, true, objs, byID
+	m.commit, m.loaded, m.objs, m.byID = commit, true, objs, repoObjects(objs)
 	return nil
+}
+
+// repoObjects indexes parsed manifests by the ID of what they make.
+func repoObjects(objs []kube.Object) map[resource.ID]repoObject {
+	byID := make(map[resource.ID]repoObject, len(objs))
+	for _, o := range objs {
+		id := o.ID()
+		ro := repoObject{annotations: o.Obj.GetAnnotations()}
+		if path, ok := podSpecPaths[id.Kind]; ok {
+			if id.Namespace == resource.ClusterScope {
+				id = resource.MakeID(kube.DefaultNamespace, id.Kind, id.Name)
+			}
+			ro.images = podContainerImages(o.Obj.Object, path)
+		}
+		byID[id] = ro
+	}
+	return byID
+}
+
+// podContainerImages maps the names of the containers and init containers
+// of the pod spec at path to their images.
+func podContainerImages(obj map[string]interface{}, path []string) map[string]string {
+	var cur interface{} = obj
+	for _, p := range path {
+		m, _ := cur.(map[string]interface{})
+		cur = m[p]
+	}
+	spec, _ := cur.(map[string]interface{})
+	out := map[string]string{}
+	for _, field := range []string{"containers", "initContainers"} {
+		list, _ := spec[field].([]interface{})
+		for _, c := range list {
+			cm, _ := c.(map[string]interface{})
+			if name, _ := cm["name"].(string); name != "" {
+				image, _ := cm["image"].(string)
+				out[name] = image
+			}
+		}
+	}
+	return out
 }
 
 // deployKey is the deploy key: from --git-ssh-key-file, or kept in a
@@ -240,7 +307,8 @@ func pathsOrRoot(paths []string) []string {
 }
 
 // Version changes whenever ListWorkloads may answer differently: the live
-// workloads, the sync tag's commit (policies), or the last sync (errors).
+// workloads, the sync tag's commit (policies and images in git), or the
+// last sync (errors).
 func (a *clusterAPI) Version() string {
 	st := a.loop.Status()
 	at := ""

@@ -399,3 +399,24 @@ func TestStatusShape(t *testing.T) {
 		t.Errorf("\n got %s\nwant %s", got, want)
 	}
 }
+
+// RepoImage is fluxd's own key: written last and only when set, so a
+// container without it has Flux v1's shape, and Flux v1's decoder skips it.
+func TestContainerRepoImage(t *testing.T) {
+	c := Container{Name: "web", Current: Info{ID: "nginx:1.27"}, RepoImage: "nginx:1.28"}
+	want := `{"Name":"web","Current":{"ID":"nginx:1.27","Labels":{}},"LatestFiltered":{"ID":"","Labels":{}},"RepoImage":"nginx:1.28"}`
+	if got := mustMarshal(t, c); got != want {
+		t.Errorf("\n got %s\nwant %s", got, want)
+	}
+	if got := roundTrip[Container](t, want); !reflect.DeepEqual(got, c) {
+		t.Errorf("decoded as %#v", got)
+	}
+	// An image a manifest spells badly does not make the answer undecodable.
+	if got := roundTrip[Container](t, `{"Current":{"ID":"","Labels":{}},"LatestFiltered":{"ID":"","Labels":{}},"RepoImage":"${IMAGE}"}`); got.RepoImage != "${IMAGE}" {
+		t.Errorf("decoded as %#v", got)
+	}
+	var v1 struct{ Name string }
+	if err := json.Unmarshal([]byte(want), &v1); err != nil || v1.Name != "web" {
+		t.Errorf("a decoder that does not know RepoImage: %v, %#v", err, v1)
+	}
+}

@@ -31,7 +31,8 @@ const (
 // /v11/services). Every key is always present; nil lists and maps are null.
 type ControllerStatus struct {
 	ID resource.ID
-	// Containers has only Name and Current.ID filled; [] when none.
+	// Containers has only Name and Current.ID filled, from the live
+	// object, and RepoImage when git says otherwise; [] when none.
 	Containers []Container
 	ReadOnly   ReadOnlyReason
 	Status     string
@@ -82,6 +83,13 @@ type Container struct {
 	// Filtered counts are of the images that pass the tag filter.
 	FilteredImagesCount    int `json:",omitempty"`
 	NewFilteredImagesCount int `json:",omitempty"`
+	// RepoImage is fluxd's own, in list-workloads only: the image the
+	// manifest in git gives this container, at the commit the sync tag
+	// marks, when it is not Current.ID (the live one). It is absent when
+	// the two agree, and when git has no such container. It is a plain
+	// string, not an ImageRef, so that a malformed image in a manifest
+	// cannot make the whole answer undecodable; Flux v1's fluxctl ignores it.
+	RepoImage string `json:",omitempty"`
 }
 
 // ContainerFields are the names the containerFields query parameter of

@@ -159,8 +159,9 @@ type Status struct {
 	Spec    json.RawMessage
 	Cause   notes.Cause
 	Results map[resource.ID]notes.WorkloadResult
-	// Finished is when the job finished, or made its commit.
-	Finished time.Time
+	// Started is when the worker started the job (zero when read back
+	// from git); Finished is when the job finished, or made its commit.
+	Started, Finished time.Time
 
 	// recheck: the job failed after pushing a job note, so its commit may
 	// be on the branch after all; Status looks in the notes again.

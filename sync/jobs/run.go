@@ -32,7 +32,7 @@ func (q *Queue) run(ctx context.Context, e *entry) {
 	job := e.job
 	log := q.o.log.With().Str("job", job.ID).Str("kind", job.Kind).Logger()
 	log.Info().Msg("job started")
-	s := Status{ID: job.ID, Kind: job.Kind, Spec: job.Spec, Cause: job.Cause}
+	s := Status{ID: job.ID, Kind: job.Kind, Spec: job.Spec, Cause: job.Cause, Started: q.o.now()}
 	out, uncertain, err := q.execute(ctx, job, log)
 	switch {
 	case err != nil:
