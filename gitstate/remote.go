@@ -12,8 +12,9 @@ import (
 // Fetch brings the mirror up to date with the remote: the branch into
 // refs/remotes/origin/<branch>, and every flux-sync tag and notes ref onto
 // the local ones, by force. Local tags and notes that were never pushed are
-// lost; see Repo.Update. Nothing is pruned: a ref deleted on the remote
-// stays in the mirror.
+// lost, and so are the ones the remote does not have (a notes ref made
+// locally whose first push failed, say): the mirror holds what the remote
+// holds. See Repo.Update.
 func (r *Repo) Fetch(ctx context.Context) error {
 	return lockedErr(r, func(t *Tx) error { return t.Fetch(ctx) })
 }
@@ -41,7 +42,7 @@ func (t *Tx) Fetch(ctx context.Context) error {
 	_, err := t.withRemote(ctx, func(remote *git.Remote, cbs git.RemoteCallbacks) error {
 		return remote.Fetch(t.fetchRefspecs(), &git.FetchOptions{
 			RemoteCallbacks: cbs,
-			Prune:           git.FetchNoPrune,
+			Prune:           git.FetchPruneOn,
 			DownloadTags:    git.DownloadTagsNone,
 		}, "fetch")
 	})

@@ -243,15 +243,18 @@ func (q *Queue) Recover(ctx context.Context) ([]Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	resumed, err := q.resume(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("jobs accepted before fluxd stopped are not run again yet: %w", err)
+	}
+	if len(resumed) > 0 {
+		q.o.log.Info().Strs("jobs", resumed).Msg("running again the jobs accepted before fluxd stopped")
+	}
 	var abandoned []Status
-	defer func() {
-		if resumed, err := q.resume(ctx); err != nil {
-			q.o.log.Warn().Err(err).Msg("could not read or update the job journal: jobs accepted before fluxd stopped are not run again now")
-		} else if len(resumed) > 0 {
-			q.o.log.Info().Strs("jobs", resumed).Msg("running again the jobs accepted before fluxd stopped")
-		}
-	}()
 	for _, id := range q.index.recent(q.o.now().Add(-recoverWindow)) {
+		if slices.Contains(resumed, id) {
+			continue
+		}
 		s, err := q.index.status(ctx, id)
 		if err != nil {
 			q.o.log.Warn().Err(err).Str("job", id).Msg("cannot read the job's note")

@@ -238,12 +238,23 @@ func (q *Queue) resume(ctx context.Context) ([]string, error) {
 		if ended || queued.JobID == "" || q.known(id) {
 			continue
 		}
-		if s, err := q.index.status(ctx, id); err == nil {
-			if s.State == Succeeded {
-				continue // it made its commit: the job note says so
+		switch s, err := q.index.status(ctx, id); {
+		case err == nil && s.State == Succeeded:
+			continue // it made its commit: the job note says so
+		case err == nil:
+			// Its note is on a commit that never reached the branch: the
+			// job did not happen. The note goes, and the job runs again.
+			refs, err := q.index.lookup(ctx, id)
+			if err != nil {
+				return nil, err
 			}
-		} else if !errors.Is(err, ErrUnknownJob) {
-			return resumed, err
+			commits := make([]string, 0, len(refs))
+			for _, r := range refs {
+				commits = append(commits, r.commit)
+			}
+			q.removeOrphans(ctx, commits, q.o.log.With().Str("job", id).Logger())
+		case !errors.Is(err, ErrUnknownJob):
+			return nil, err
 		}
 		job, reason := q.rebuild(queued, resumes)
 		now := q.o.now()
