@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -92,16 +91,18 @@ type sshSubtransport struct {
 func (t *sshSubtransport) Action(rawURL string, action git.SmartServiceAction) (git.SmartSubtransportStream, error) {
 	var program string
 	switch action {
-	case git.SmartServiceActionUploadpackLs, git.SmartServiceActionUploadpack:
+	case git.SmartServiceActionUploadpackLs:
 		program = "git-upload-pack"
-		if t.stream != nil && t.action == git.SmartServiceActionUploadpackLs {
-			return t.stream, nil
-		}
-	case git.SmartServiceActionReceivepackLs, git.SmartServiceActionReceivepack:
+	case git.SmartServiceActionReceivepackLs:
 		program = "git-receive-pack"
-		if t.stream != nil && t.action == git.SmartServiceActionReceivepackLs {
-			return t.stream, nil
+	case git.SmartServiceActionUploadpack, git.SmartServiceActionReceivepack:
+		// The exchange after the listing, or libgit2's goodbye flush when
+		// it disconnects (which asks for upload-pack whatever the
+		// direction): both go to the stream that is open.
+		if t.stream == nil {
+			return nil, t.s.fail(fmt.Errorf("gitstate: git service %d asked for before its ref listing", action))
 		}
+		return t.stream, nil
 	default:
 		return nil, fmt.Errorf("gitstate: unexpected git service %d", action)
 	}
@@ -151,6 +152,8 @@ type sshPool struct {
 	client *ssh.Client
 	key    string // the fingerprint the connection authenticated with
 	idle   *time.Timer
+	busy   int       // streams open on client
+	used   time.Time // when the last stream ended
 }
 
 // open runs command in a new session, on the open connection if it still
@@ -158,11 +161,9 @@ type sshPool struct {
 func (p *sshPool) open(s *session, command string) (*sshStream, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.idle != nil {
-		p.idle.Stop()
-	}
 	if p.client != nil && p.key == s.creds.fingerprint() {
 		if st, err := p.start(s, command); err == nil {
+			p.busy++
 			return st, nil
 		}
 		s.creds.log.Debug().Str("url", s.creds.url.Redacted()).Msg("ssh connection gone: opening a new one")
@@ -178,6 +179,7 @@ func (p *sshPool) open(s *session, command string) (*sshStream, error) {
 		p.closeLocked()
 		return nil, fmt.Errorf("%w: ssh session: %v", ErrUnreachable, err)
 	}
+	p.busy++
 	return st, nil
 }
 
@@ -239,18 +241,32 @@ func (p *sshPool) start(s *session, command string) (*sshStream, error) {
 	return st, nil
 }
 
-// release starts the idle timer once a stream is done with the connection.
+// release notes that a stream is done with the connection, and has the
+// connection closed once it has been idle for sshIdle.
 func (p *sshPool) release() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.client == nil {
-		return
+	if p.busy > 0 {
+		p.busy--
 	}
+	p.used = time.Now()
 	if p.idle == nil {
-		p.idle = time.AfterFunc(sshIdle, p.close)
+		p.idle = time.AfterFunc(sshIdle, p.closeIdle)
 	} else {
 		p.idle.Reset(sshIdle)
 	}
+}
+
+// closeIdle closes the connection if no stream used it for sshIdle. The
+// timer may fire just as a new stream starts: the check under the lock
+// keeps that stream's connection open.
+func (p *sshPool) closeIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.busy > 0 || time.Since(p.used) < sshIdle {
+		return
+	}
+	p.closeLocked()
 }
 
 // close closes the connection, if one is open.
@@ -264,6 +280,7 @@ func (p *sshPool) closeLocked() {
 	if p.client != nil {
 		p.client.Close()
 		p.client = nil
+		p.busy = 0
 	}
 }
 
@@ -284,21 +301,13 @@ func dial(s *session) (*ssh.Client, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
-	// The handshake honours the context through the connection's deadline.
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
+	// The handshake honours the context: once it is done, the
+	// connection's reads and writes fail at once.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	sc, chans, reqs, err := ssh.NewClientConn(conn, hostPort, cfg)
 	stop()
 	if err != nil {
 		conn.Close()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// The deadline is the context's: let it report itself.
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
 		switch {
 		case s.hostKeyError() != nil:
 			return nil, s.hostKeyError()
@@ -349,9 +358,10 @@ func (c *creds) sshConfig(s *session) (*ssh.ClientConfig, error) {
 	}, nil
 }
 
-// hostKeyAlgorithms asks for the kinds of host key known_hosts has for the
-// remote, so that a server with several host keys shows one that can be
-// checked. Nil (any) when known_hosts is not given or names none.
+// hostKeyAlgorithms asks first for the kinds of host key known_hosts has
+// for the remote, so that a server with several host keys shows one that
+// can be checked. Nil (the default order) when known_hosts is not given or
+// names none for the remote.
 func (c *creds) hostKeyAlgorithms() []string {
 	if c.hostKeys == nil {
 		return nil
@@ -363,13 +373,21 @@ func (c *creds) hostKeyAlgorithms() []string {
 	}
 	var algos []string
 	seen := map[string]bool{}
+	add := func(a string) {
+		if !seen[a] {
+			seen[a] = true
+			algos = append(algos, a)
+		}
+	}
 	for _, k := range ke.Want {
 		for _, a := range algorithmsFor(k.Key.Type()) {
-			if !seen[a] {
-				seen[a] = true
-				algos = append(algos, a)
-			}
+			add(a)
 		}
+	}
+	// The others after, as OpenSSH does: a server with none of the known
+	// kinds still shows its key, which the check then names as unknown.
+	for _, a := range ssh.SupportedAlgorithms().HostKeys {
+		add(a)
 	}
 	return algos
 }
