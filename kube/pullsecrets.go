@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/fluxd/fluxd/kube/resource"
 )
 
 // PullSecrets finds the registry credentials the cluster holds for an image
@@ -195,7 +197,7 @@ func (p *PullSecrets) Problem() error {
 func (p *PullSecrets) SetManifests(objs []Object) {
 	var refs []podRef
 	for _, o := range objs {
-		path := podSpecPathOf(o.Obj.GetKind())
+		path := resource.PodSpecPath(o.Obj.GetKind())
 		if path == nil {
 			continue
 		}
@@ -211,22 +213,6 @@ func (p *PullSecrets) SetManifests(objs []Object) {
 	p.manifests = refs
 	p.mu.Unlock()
 	p.gen.Add(1)
-}
-
-// podSpecPathOf is where a kind that runs containers keeps its pod spec.
-func podSpecPathOf(kind string) []string {
-	for _, k := range workloadKinds {
-		if k.kind == kind {
-			return k.podSpec
-		}
-	}
-	switch kind {
-	case "ReplicaSet", "ReplicationController", "Job":
-		return []string{"spec", "template", "spec"}
-	case "Pod":
-		return []string{"spec"}
-	}
-	return nil
 }
 
 // DockerConfigs returns the payloads of the image pull secrets that apply
@@ -396,7 +382,7 @@ func slimPod(k workloadKind) cache.TransformFunc {
 		if !ok || isSlim(u) {
 			return obj, nil
 		}
-		r, _ := podRefOf(u.GetNamespace(), k.kind, u.GetName(), u.Object, k.podSpec)
+		r, _ := podRefOf(u.GetNamespace(), k.kind, u.GetName(), u.Object, resource.PodSpecPath(k.kind))
 		return slim(u, map[string]interface{}{"pod": map[string]interface{}{
 			"id":             r.id,
 			"repos":          toInterfaces(r.repos),

@@ -97,15 +97,13 @@ type Rollout struct {
 type workloadKind struct {
 	gvr  schema.GroupVersionResource
 	kind string
-	// podSpec is the path of the pod template's spec.
-	podSpec []string
 }
 
 var workloadKinds = []workloadKind{
-	{gvr: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, kind: "Deployment", podSpec: []string{"spec", "template", "spec"}},
-	{gvr: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}, kind: "DaemonSet", podSpec: []string{"spec", "template", "spec"}},
-	{gvr: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"}, kind: "StatefulSet", podSpec: []string{"spec", "template", "spec"}},
-	{gvr: schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}, kind: "CronJob", podSpec: []string{"spec", "jobTemplate", "spec", "template", "spec"}},
+	{gvr: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, kind: "Deployment"},
+	{gvr: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}, kind: "DaemonSet"},
+	{gvr: schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"}, kind: "StatefulSet"},
+	{gvr: schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}, kind: "CronJob"},
 }
 
 // Workloads lists the workloads in namespace, or in all namespaces when
@@ -199,7 +197,7 @@ func makeWorkload(k workloadKind, u *unstructured.Unstructured) Workload {
 		ID:          resource.MakeID(u.GetNamespace(), k.kind, u.GetName()),
 		Labels:      u.GetLabels(),
 		Annotations: ann,
-		Containers:  podContainers(u.Object, k.podSpec),
+		Containers:  podContainers(u.Object, resource.PodSpecPath(k.kind)),
 	}
 	ante, ok := ann[AntecedentAnnotation]
 	if !ok {

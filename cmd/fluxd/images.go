@@ -726,18 +726,6 @@ type manifestWorkload struct {
 	automated bool
 }
 
-// podSpecPaths is where each kind that runs containers keeps its pod spec.
-var podSpecPaths = map[string][]string{
-	"deployment":            {"spec", "template", "spec"},
-	"daemonset":             {"spec", "template", "spec"},
-	"statefulset":           {"spec", "template", "spec"},
-	"replicaset":            {"spec", "template", "spec"},
-	"replicationcontroller": {"spec", "template", "spec"},
-	"job":                   {"spec", "template", "spec"},
-	"cronjob":               {"spec", "jobTemplate", "spec", "template", "spec"},
-	"pod":                   {"spec"},
-}
-
 func (m *manifestImages) at(source *manifestCache, repo *gitstate.Repo, commit string, paths []string) (map[resource.ID]manifestWorkload, []kube.Object, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -753,8 +741,8 @@ func (m *manifestImages) at(source *manifestCache, repo *gitstate.Repo, commit s
 		}
 		for _, o := range all {
 			id := o.ID()
-			p, ok := podSpecPaths[id.Kind]
-			if !ok {
+			p := resource.PodSpecPath(id.Kind)
+			if p == nil {
 				continue
 			}
 			if id.Namespace == resource.ClusterScope {

@@ -384,10 +384,10 @@ func TestPodImages(t *testing.T) {
 		"containers":     []interface{}{map[string]interface{}{"name": "a", "image": "a:1"}, map[string]interface{}{"name": "noimage"}},
 		"initContainers": []interface{}{map[string]interface{}{"name": "i", "image": "i:2"}},
 	}}}}}}
-	if got := podImages(obj, podSpecPaths["cronjob"]); !slices.Equal(got, []string{"a:1", "i:2"}) {
+	if got := podImages(obj, resource.PodSpecPath("cronjob")); !slices.Equal(got, []string{"a:1", "i:2"}) {
 		t.Errorf("cronjob images %v", got)
 	}
-	if got := podImages(obj, podSpecPaths["deployment"]); got != nil {
+	if got := podImages(obj, resource.PodSpecPath("deployment")); got != nil {
 		t.Errorf("wrong path: %v", got)
 	}
 }

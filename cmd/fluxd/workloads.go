@@ -191,7 +191,7 @@ func repoObjects(objs []kube.Object) map[resource.ID]repoObject {
 	for _, o := range objs {
 		id := o.ID()
 		ro := repoObject{annotations: o.Obj.GetAnnotations()}
-		if path, ok := podSpecPaths[id.Kind]; ok {
+		if path := resource.PodSpecPath(id.Kind); path != nil {
 			if id.Namespace == resource.ClusterScope {
 				id = resource.MakeID(kube.DefaultNamespace, id.Kind, id.Name)
 			}

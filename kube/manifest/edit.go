@@ -329,7 +329,7 @@ func (f *file) isJSON(doc int) bool {
 func (f *file) podPath(obj *yaml.Node, kind string, container *yaml.Node) []*yaml.Node {
 	out := []*yaml.Node{obj}
 	cur := obj
-	for _, k := range podSpecPath(kind) {
+	for _, k := range resource.PodSpecPath(kind) {
 		raw := get(cur, k)
 		if raw == nil {
 			return out

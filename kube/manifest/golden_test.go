@@ -198,7 +198,7 @@ func TestGoldenDecoded(t *testing.T) {
 
 func setImage(t *testing.T, obj map[string]any, container, image string) {
 	spec := obj
-	for _, k := range podSpecPath(strings.ToLower(obj["kind"].(string))) {
+	for _, k := range resource.PodSpecPath(strings.ToLower(obj["kind"].(string))) {
 		spec = spec[k].(map[string]any)
 	}
 	for _, list := range []string{"initContainers", "containers"} {

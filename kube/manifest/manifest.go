@@ -72,7 +72,7 @@ func (o Object) Policies() resource.Policies {
 
 // Workload reports whether the object's kind runs containers: Deployment,
 // DaemonSet, StatefulSet, ReplicaSet, Job, CronJob or Pod.
-func (o Object) Workload() bool { return podSpecPath(o.ID.Kind) != nil }
+func (o Object) Workload() bool { return resource.PodSpecPath(o.ID.Kind) != nil }
 
 // clusterScoped are the kinds whose objects have no namespace; their IDs use
 // resource.ClusterScope.
@@ -99,19 +99,6 @@ var clusterScoped = map[string]bool{
 	"certificatesigningrequest":        true,
 	"flowschema":                       true,
 	"prioritylevelconfiguration":       true,
-}
-
-// podSpecPath is where a workload kind keeps its pod spec.
-func podSpecPath(kind string) []string {
-	switch kind {
-	case "deployment", "daemonset", "statefulset", "replicaset", "job", "replicationcontroller":
-		return []string{"spec", "template", "spec"}
-	case "cronjob":
-		return []string{"spec", "jobTemplate", "spec", "template", "spec"}
-	case "pod":
-		return []string{"spec"}
-	}
-	return nil
 }
 
 // Objects lists the objects in a manifest file, in file order: the items of
@@ -231,7 +218,7 @@ type containerNode struct {
 // containers are the container mappings of a workload's pod spec: init
 // containers first, as a pod starts them.
 func containers(obj *yaml.Node, kind string) []containerNode {
-	path := podSpecPath(kind)
+	path := resource.PodSpecPath(kind)
 	if path == nil {
 		return nil
 	}

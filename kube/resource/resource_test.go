@@ -2,6 +2,7 @@ package resource
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -82,5 +83,23 @@ func TestChangeSetCounts(t *testing.T) {
 	}
 	if f := cs.Failures()[1]; f.Object != "a:configmap/b" || f.Path != "f.yaml" {
 		t.Fatalf("%+v", f)
+	}
+}
+
+func TestPodSpecPath(t *testing.T) {
+	for kind, want := range map[string]string{
+		"Deployment": "spec.template.spec", "deployment": "spec.template.spec", "StatefulSet": "spec.template.spec",
+		"DaemonSet": "spec.template.spec", "ReplicaSet": "spec.template.spec", "ReplicationController": "spec.template.spec",
+		"Job": "spec.template.spec", "CronJob": "spec.jobTemplate.spec.template.spec", "Pod": "spec",
+		"Service": "", "ConfigMap": "", "": "",
+	} {
+		if got := strings.Join(PodSpecPath(kind), "."); got != want {
+			t.Errorf("PodSpecPath(%q) = %q, want %q", kind, got, want)
+		}
+	}
+	p := PodSpecPath("Deployment")
+	p[0] = "changed"
+	if PodSpecPath("Deployment")[0] != "spec" {
+		t.Error("PodSpecPath shares its slice")
 	}
 }
