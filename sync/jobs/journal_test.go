@@ -46,25 +46,39 @@ func (r remote) journal(t *testing.T) []notes.JobEvent {
 	return out
 }
 
+// acceptOnly submits job to a queue that never runs it, as a fluxd that
+// stops right after accepting it; it returns the job's ID.
+func acceptOnly(t *testing.T, r remote, job jobs.Job) string {
+	t.Helper()
+	id, err := newQueue(t, r.mirror(t), config()).Submit(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// restart starts a new queue on a fresh mirror, as a restarted fluxd, and
+// waits for job id to finish there.
+func restart(t *testing.T, r remote, id string, opts ...jobs.Option) jobs.Status {
+	t.Helper()
+	q := newQueue(t, r.mirror(t), config(), opts...)
+	start(t, q)
+	return wait(t, q, id)
+}
+
 // A job accepted by a fluxd that stops before running it is run by the
 // next fluxd, under the same ID.
 func TestAcceptedJobRunsAfterRestart(t *testing.T) {
 	r := newRemote(t, "cart")
-	q := newQueue(t, r.mirror(t), config())
 	job := release("cart", "nginx:2")
-	id, err := q.Submit(context.Background(), job) // never run: fluxd "stops"
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := acceptOnly(t, r, job)
 	evs := r.journal(t)
 	if len(evs) != 1 || evs[0].JobID != id || evs[0].Event != notes.EventQueued || evs[0].Message != job.Message ||
 		evs[0].Author == nil || evs[0].Author.Email != "kim@example.com" || string(evs[0].Spec) != string(job.Spec) {
 		t.Fatalf("journal %+v", evs)
 	}
 
-	q2 := newQueue(t, r.mirror(t), config(), jobs.WithResume(resumeRelease))
-	start(t, q2)
-	s := wait(t, q2, id)
+	s := restart(t, r, id, jobs.WithResume(resumeRelease))
 	if s.State != jobs.Succeeded || s.Commit == "" || r.head(t) != s.Commit {
 		t.Fatalf("resumed job %+v", s)
 	}
@@ -80,9 +94,7 @@ func TestAcceptedJobRunsAfterRestart(t *testing.T) {
 	}
 
 	// A third fluxd neither runs it again nor forgets it.
-	q3 := newQueue(t, r.mirror(t), config(), jobs.WithResume(resumeRelease))
-	start(t, q3)
-	if s3 := wait(t, q3, id); s3.State != jobs.Succeeded || s3.Commit != s.Commit {
+	if s3 := restart(t, r, id, jobs.WithResume(resumeRelease)); s3.State != jobs.Succeeded || s3.Commit != s.Commit {
 		t.Errorf("status in a third fluxd %+v", s3)
 	}
 	if n := r.git(t, "rev-list", "--count", "main"); n != "2" {
@@ -93,21 +105,13 @@ func TestAcceptedJobRunsAfterRestart(t *testing.T) {
 // A job that cannot be run again is failed with the reason, never unknown.
 func TestAcceptedJobWithoutResumeFails(t *testing.T) {
 	r := newRemote(t, "cart")
-	q := newQueue(t, r.mirror(t), config())
-	id, err := q.Submit(context.Background(), release("cart", "nginx:2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q2 := newQueue(t, r.mirror(t), config()) // no WithResume
-	start(t, q2)
-	s := wait(t, q2, id)
+	id := acceptOnly(t, r, release("cart", "nginx:2"))
+	s := restart(t, r, id) // no WithResume
 	if s.State != jobs.Failed || !strings.Contains(s.Err, "fluxd stopped before the job finished") || s.Kind != notes.KindImage {
 		t.Fatalf("status %+v", s)
 	}
 	// The failure is in the journal, for every later fluxd.
-	q3 := newQueue(t, r.mirror(t), config(), jobs.WithResume(resumeRelease))
-	start(t, q3)
-	if s3 := wait(t, q3, id); s3.State != jobs.Failed || s3.Err != s.Err {
+	if s3 := restart(t, r, id, jobs.WithResume(resumeRelease)); s3.State != jobs.Failed || s3.Err != s.Err {
 		t.Errorf("status in a third fluxd %+v", s3)
 	}
 	if h := r.git(t, "rev-list", "--count", "main"); h != "1" {
@@ -119,11 +123,7 @@ func TestAcceptedJobWithoutResumeFails(t *testing.T) {
 // restarts.
 func TestJobResumedTooOftenFails(t *testing.T) {
 	r := newRemote(t, "cart")
-	q := newQueue(t, r.mirror(t), config())
-	id, err := q.Submit(context.Background(), release("cart", "nginx:2"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := acceptOnly(t, r, release("cart", "nginx:2"))
 	for i := 0; i < 3; i++ {
 		// Each fluxd queues it again, and "stops" before running it.
 		qi := newQueue(t, r.mirror(t), config(), jobs.WithResume(resumeRelease))
@@ -134,10 +134,7 @@ func TestJobResumedTooOftenFails(t *testing.T) {
 			t.Fatalf("restart %d: %+v, %v", i+1, s, err)
 		}
 	}
-	last := newQueue(t, r.mirror(t), config(), jobs.WithResume(resumeRelease))
-	start(t, last)
-	s := wait(t, last, id)
-	if s.State != jobs.Failed || !strings.Contains(s.Err, "stopped 4 times") {
+	if s := restart(t, r, id, jobs.WithResume(resumeRelease)); s.State != jobs.Failed || !strings.Contains(s.Err, "stopped 4 times") {
 		t.Fatalf("status %+v", s)
 	}
 }
@@ -168,13 +165,10 @@ func TestEndsWithoutCommitSurviveRestart(t *testing.T) {
 	}
 	stop()
 
-	q2 := newQueue(t, r.mirror(t), config(), jobs.WithResume(resumeRelease))
-	start(t, q2)
-	s := wait(t, q2, same)
-	if s.State != jobs.Succeeded || s.Commit != "" || s.Results[workload("cart")].Status != notes.WorkloadSkipped {
+	if s := restart(t, r, same, jobs.WithResume(resumeRelease)); s.State != jobs.Succeeded || s.Commit != "" || s.Results[workload("cart")].Status != notes.WorkloadSkipped {
 		t.Errorf("unchanged job after restart %+v", s)
 	}
-	if s := wait(t, q2, failed); s.State != jobs.Failed || !strings.Contains(s.Err, "the manifest is odd") {
+	if s := restart(t, r, failed, jobs.WithResume(resumeRelease)); s.State != jobs.Failed || !strings.Contains(s.Err, "the manifest is odd") {
 		t.Errorf("failed job after restart %+v", s)
 	}
 	if n := r.git(t, "rev-list", "--count", "main"); n != "1" {
