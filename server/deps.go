@@ -28,9 +28,10 @@ type WorkloadLister interface {
 	ListWorkloads(ctx context.Context, namespace string, ids []resource.ID) ([]api.ControllerStatus, error)
 }
 
-// Versioned is optional for a WorkloadLister: Version changes whenever
-// the answer of ListWorkloads may have changed, so the server can reuse
-// the encoded answer of an earlier call with the same query.
+// Versioned is optional for a WorkloadLister or an ImageLister: Version
+// changes whenever the answer of ListWorkloads (ListImages) may have
+// changed, so the server can reuse the encoded answer of an earlier call
+// with the same query.
 type Versioned interface {
 	Version() string
 }
@@ -38,7 +39,8 @@ type Versioned interface {
 // ImageLister lists workloads' containers with their current and
 // available images (list-images). ids and namespace select workloads as
 // for WorkloadLister. The server applies the containerFields query
-// itself: return every field.
+// itself: return every field. It may be Versioned too, for its answers;
+// an empty version means "do not reuse".
 type ImageLister interface {
 	ListImages(ctx context.Context, namespace string, ids []resource.ID) ([]api.ImageStatus, error)
 }

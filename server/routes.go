@@ -112,7 +112,7 @@ func (s *Server) listWorkloads(r *http.Request) (reply, error) {
 	}
 	key := ""
 	if v, ok := s.deps.Workloads.(Versioned); ok {
-		key = v.Version() + "\x00" + namespace + "\x00" + q.Get("services")
+		key = "workloads\x00" + v.Version() + "\x00" + namespace + "\x00" + q.Get("services")
 		if b, ok := s.encoded.get(key); ok {
 			return reply{code: http.StatusOK, hasBody: true, raw: b}, nil
 		}
@@ -165,6 +165,15 @@ func (s *Server) listImages(r *http.Request) (reply, error) {
 	if s.deps.Images == nil {
 		return reply{}, notAvailable("list images")
 	}
+	key := ""
+	if v, ok := s.deps.Images.(Versioned); ok {
+		if version := v.Version(); version != "" {
+			key = "images\x00" + version + "\x00" + namespace + "\x00" + service + "\x00" + strings.Join(fields, ",")
+			if b, ok := s.encoded.get(key); ok {
+				return reply{code: http.StatusOK, hasBody: true, raw: b}, nil
+			}
+		}
+	}
 	res, err := s.deps.Images.ListImages(r.Context(), namespace, ids)
 	if err != nil {
 		return reply{}, err
@@ -183,7 +192,15 @@ func (s *Server) listImages(r *http.Request) (reply, error) {
 			}
 		}
 	}
-	return respond(out), nil
+	if key == "" {
+		return respond(out), nil
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return reply{}, internalError(fmt.Errorf("encode the images: %w", err))
+	}
+	s.encoded.put(key, b)
+	return reply{code: http.StatusOK, hasBody: true, raw: b}, nil
 }
 
 func (s *Server) updateManifests(r *http.Request) (reply, error) {

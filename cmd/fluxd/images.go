@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"path"
 	"slices"
@@ -134,6 +135,9 @@ type imageAPI struct {
 	canonical func(repo string) (string, error) // the registry's name of a repository
 	list      workloadLister
 	c         *clusterAPI       // the watch list's sources; nil in tests
+	// workloadsVersion is the version of the workloads' answer (see
+	// clusterAPI.Version); nil: ListImages answers are not reused.
+	workloadsVersion func() string
 	secrets   *kube.PullSecrets // nil without --registry-pull-secrets
 	fallback  *cache.Fallback   // nil without --memcached
 	closeFn   func()
@@ -205,6 +209,7 @@ func newImages(ctx context.Context, f *imageFlags, cluster *kube.Cluster, c *clu
 		return r.Name, err
 	}, c.ListWorkloads, log)
 	a.c, a.secrets, a.fallback, a.closeFn = c, secrets, fallback, closeFn
+	a.workloadsVersion = c.Version
 	return a, nil
 }
 
@@ -406,6 +411,29 @@ func (a *imageAPI) ListImages(ctx context.Context, namespace string, ids []resou
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// Version changes whenever ListImages may answer differently, so that the
+// server can reuse an encoded answer: when the workloads or their tag
+// filters change (the cluster's version), when the scanner finds a
+// repository's tags changed, scans one for the first time or fails on
+// one; and at least every memoMaxAge, as memos are read again that often
+// (another fluxd may fill a shared memcached), or every memoRetry while a
+// repository is not scanned yet or failing. "" (no reuse) without a
+// workloads version.
+func (a *imageAPI) Version() string {
+	if a.workloadsVersion == nil {
+		return ""
+	}
+	h := fnv.New64a()
+	every := memoMaxAge
+	for _, r := range a.src.Status().Repos {
+		fmt.Fprintf(h, "%s|%d|%d|%t\n", r.Canonical, r.ChangedAt.UnixNano(), r.LastErrorAt.UnixNano(), r.ScannedAt.IsZero())
+		if !r.Excluded && (r.ScannedAt.IsZero() || r.LastError != nil) {
+			every = memoRetry
+		}
+	}
+	return fmt.Sprintf("%s|%x|%d", a.workloadsVersion(), h.Sum64(), time.Now().UnixNano()/int64(every))
 }
 
 // repoStamp says which scan of a repository a memo holds.

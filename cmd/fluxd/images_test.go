@@ -156,7 +156,7 @@ func (f *fakeSource) Status() images.Status {
 	defer f.mu.Unlock()
 	var st images.Status
 	for repo, at := range f.scanned {
-		st.Repos = append(st.Repos, images.RepoStatus{Name: repo, Canonical: repo, ScannedAt: at})
+		st.Repos = append(st.Repos, images.RepoStatus{Name: repo, Canonical: repo, ScannedAt: at, ChangedAt: at})
 	}
 	sort.Slice(st.Repos, func(i, j int) bool { return st.Repos[i].Name < st.Repos[j].Name })
 	return st
@@ -480,5 +480,31 @@ func TestAvailableErrorTexts(t *testing.T) {
 		if got := availableError("k8s.gcr.io/pause", err); got != want {
 			t.Errorf("%v:\n got %q\nwant %q", err, got, want)
 		}
+	}
+}
+
+// The version of ListImages' answer changes with the workloads and with
+// what the scanner found, and only then (within a minute).
+func TestImagesVersion(t *testing.T) {
+	src := newFakeSource()
+	src.set("nginx", images.Repository{Complete: true, Images: []images.Info{img("nginx", "1", hours(1))}}, hours(1))
+	a := newImageAPI(src, func(r string) (string, error) { return r, nil }, (&fakeWorkloads{}).list, zerolog.Nop())
+	if v := a.Version(); v != "" {
+		t.Fatalf("version %q without a workloads version: answers must not be reused", v)
+	}
+	workloads := "w1"
+	a.workloadsVersion = func() string { return workloads }
+	v1 := a.Version()
+	if v1 == "" || a.Version() != v1 {
+		t.Fatalf("version %q, then %q, on the same state", v1, a.Version())
+	}
+	src.set("nginx", images.Repository{Complete: true, Images: []images.Info{img("nginx", "2", hours(2)), img("nginx", "1", hours(1))}}, hours(2))
+	v2 := a.Version()
+	if v2 == v1 {
+		t.Fatal("a new scan of the repository left the version alone")
+	}
+	workloads = "w2"
+	if a.Version() == v2 {
+		t.Fatal("new workloads left the version alone")
 	}
 }
