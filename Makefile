@@ -4,7 +4,8 @@
 #   make build   build bin/fluxd and bin/fluxctl
 #   make test    go vet, unit tests and the e2e suite under -race, against real parts
 #   make demo    run the local environment with fluxd, until Ctrl-C
-#   make bench   the sync benchmark beside kubectl; see BENCHMARKS.md
+#   make bench   the sync benchmark beside kubectl, then the image scanner's; see BENCHMARKS.md
+#                (BENCH_FLAGS='-only images' runs the image scanner's alone)
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
@@ -16,6 +17,8 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN := bin
 GO_TEST_FLAGS ?=
+# Flags of e2e/bench, e.g. '-only images -images-rps 200'.
+BENCH_FLAGS ?=
 # The control-plane binaries live outside the repo, keyed by their pinned versions.
 KUBEBIN = $$(e2e/kubebin/build.sh)
 
@@ -58,7 +61,7 @@ demo: build kubebin
 
 bench: build kubebin
 	go build -o $(BIN)/fluxd-bench ./e2e/bench
-	FLUXD_KUBEBIN=$(KUBEBIN) $(BIN)/fluxd-bench --fluxd $(BIN)/fluxd -o $(BIN)/bench.md
+	FLUXD_KUBEBIN=$(KUBEBIN) $(BIN)/fluxd-bench --fluxd $(BIN)/fluxd -o $(BIN)/bench.md $(BENCH_FLAGS)
 	@echo "(the table is in $(BIN)/bench.md; copy it into BENCHMARKS.md with the machine it came from)"
 
 clean:

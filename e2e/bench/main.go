@@ -2,7 +2,9 @@
 // control plane, in one run: a generated repo of 1,000 objects (20
 // Namespaces, 400 Deployments, 300 Services, 280 ConfigMaps) applied cold,
 // re-applied unchanged, and changed by a one-line commit. It prints a
-// markdown table with the ratios. `make bench` runs it.
+// markdown table with the ratios. Then it measures the image scanner
+// against the registry (images.go). `make bench` runs it; -only images
+// runs the image part alone.
 package main
 
 import (
@@ -29,8 +31,21 @@ import (
 func main() {
 	fluxd := flag.String("fluxd", "bin/fluxd", "the fluxd binary to measure")
 	out := flag.String("o", "", "also write the report to this file")
+	only := flag.String("only", "", "run only this part: images (the image scanner); default: every part")
+	var img imagesConfig
+	flag.IntVar(&img.repos, "images-repos", 200, "image repositories the image part pushes and scans")
+	flag.IntVar(&img.tags, "images-tags", 100, "tags per image repository")
+	flag.Float64Var(&img.rps, "images-rps", 100, "--registry-rps of the image part's fluxd")
 	flag.Parse()
-	if err := run(*fluxd, *out); err != nil {
+	if *only != "" && *only != "images" {
+		fmt.Fprintf(os.Stderr, "bench: -only %q: the only part that runs alone is images\n", *only)
+		os.Exit(2)
+	}
+	if img.repos < 1 || img.tags < 1 || !(img.rps > 0) {
+		fmt.Fprintln(os.Stderr, "bench: -images-repos, -images-tags and -images-rps must be above 0")
+		os.Exit(2)
+	}
+	if err := run(*fluxd, *out, *only, img); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -53,7 +68,7 @@ type result struct {
 	coldNote string
 }
 
-func run(fluxdBin, outPath string) error {
+func run(fluxdBin, outPath, only string, img imagesConfig) error {
 	fluxdBin, err := filepath.Abs(fluxdBin)
 	if err != nil {
 		return err
@@ -72,6 +87,32 @@ func run(fluxdBin, outPath string) error {
 	defer env.Stop()
 	logf("environment up in %s", dir)
 
+	var report string
+	if only == "" {
+		if report, err = benchSync(ctx, env, dir, fluxdBin); err != nil {
+			return err
+		}
+	}
+	// When the image part fails, the sync part's report is still given.
+	images, imagesErr := benchImages(ctx, env, dir, fluxdBin, img)
+	if imagesErr == nil {
+		report += images.render()
+	}
+	fmt.Print(report)
+	if outPath != "" {
+		if err := os.WriteFile(outPath, []byte(report), 0o644); err != nil {
+			return err
+		}
+	}
+	if imagesErr != nil {
+		return fmt.Errorf("images: %w", imagesErr)
+	}
+	return nil
+}
+
+// benchSync runs the sync parts: kubectl and fluxd on the 1,000 objects,
+// the API and the policy jobs, and returns their report.
+func benchSync(ctx context.Context, env *harness.Env, dir, fluxdBin string) (string, error) {
 	var results []result
 	for _, mode := range []struct {
 		name, prefix string
@@ -82,7 +123,7 @@ func run(fluxdBin, outPath string) error {
 	} {
 		r, err := benchKubectl(ctx, env, dir, mode.name, mode.prefix, mode.args)
 		if err != nil {
-			return err
+			return "", err
 		}
 		results = append(results, r)
 	}
@@ -100,15 +141,10 @@ func run(fluxdBin, outPath string) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	results = append(results, r)
-	report := render(results) + load.render() + locks.render()
-	fmt.Print(report)
-	if outPath != "" {
-		return os.WriteFile(outPath, []byte(report), 0o644)
-	}
-	return nil
+	return render(results) + load.render() + locks.render(), nil
 }
 
 // generate writes the 1,000 objects, one file each, under dir/<prefix>.
