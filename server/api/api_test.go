@@ -420,3 +420,42 @@ func TestContainerRepoImage(t *testing.T) {
 		t.Errorf("a decoder that does not know RepoImage: %v, %#v", err, v1)
 	}
 }
+
+// Info and ImageLabels write by hand exactly what encoding/json writes of
+// their wire shapes.
+func TestInfoMarshalMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2024, 3, 9, 8, 0, 0, 123, time.FixedZone("x", 3600))
+	for _, i := range []Info{
+		{},
+		{ID: "nginx:1.27"},
+		{ID: "ghcr.io/shop/cart:2.3.0", Digest: "sha256:abc", ImageID: "sha256:def", CreatedAt: at, LastFetched: at.Add(time.Hour)},
+		{ID: "reg/odd:<tag>&\"q\"\\", Digest: "é\u2028\x01", Labels: ImageLabels{BuildDate: at}},
+		{ID: "x", Labels: ImageLabels{BuildDate: at, Created: at.Add(time.Minute)}, LastFetched: at},
+	} {
+		got, err := json.Marshal(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(infoJSON{
+			ID: string(i.ID), Digest: i.Digest, ImageID: i.ImageID,
+			CreatedAt: formatTime(i.CreatedAt), LastFetched: formatTime(i.LastFetched),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels, err := json.Marshal(labelsJSON{BuildDate: formatTime(i.Labels.BuildDate), Created: formatTime(i.Labels.Created)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// infoJSON's Labels would marshal through ImageLabels itself:
+		// splice the reference labels in.
+		want = bytes.Replace(want, []byte(`"Labels":{}`), append([]byte(`"Labels":`), labels...), 1)
+		if !bytes.Equal(got, want) {
+			t.Errorf("Info %+v:\n got %s\nwant %s", i, got, want)
+		}
+		var back Info
+		if err := json.Unmarshal(got, &back); err != nil || back.ID != i.ID || back.Digest != i.Digest || !back.CreatedAt.Equal(i.CreatedAt) {
+			t.Errorf("round trip of %s: %+v, %v", got, back, err)
+		}
+	}
+}

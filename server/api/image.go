@@ -133,7 +133,30 @@ type labelsJSON struct {
 
 // MarshalJSON writes each label only when set: {} when none is.
 func (l ImageLabels) MarshalJSON() ([]byte, error) {
-	return json.Marshal(labelsJSON{BuildDate: formatTime(l.BuildDate), Created: formatTime(l.Created)})
+	return l.appendJSON(make([]byte, 0, 96)), nil
+}
+
+// appendJSON appends what MarshalJSON writes, without the reflection of
+// encoding/json: a list-images answer holds a hundred thousand of these.
+func (l ImageLabels) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	sep := false
+	for _, f := range []struct {
+		key string
+		t   time.Time
+	}{{"org.label-schema.build-date", l.BuildDate}, {"org.opencontainers.image.created", l.Created}} {
+		if f.t.IsZero() {
+			continue
+		}
+		if sep {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, f.key)
+		b = append(b, ':')
+		b = appendJSONString(b, formatTime(f.t))
+		sep = true
+	}
+	return append(b, '}')
 }
 
 // UnmarshalJSON reads RFC 3339 times.
@@ -178,12 +201,45 @@ type infoJSON struct {
 	LastFetched string      `json:",omitempty"`
 }
 
-// MarshalJSON writes times as RFC 3339 in UTC and omits zero ones.
+// MarshalJSON writes times as RFC 3339 in UTC and omits zero ones, in the
+// order and shape of infoJSON, without the reflection of encoding/json.
 func (i Info) MarshalJSON() ([]byte, error) {
-	return json.Marshal(infoJSON{
-		ID: string(i.ID), Digest: i.Digest, ImageID: i.ImageID, Labels: i.Labels,
-		CreatedAt: formatTime(i.CreatedAt), LastFetched: formatTime(i.LastFetched),
-	})
+	b := make([]byte, 0, 192)
+	b = append(b, `{"ID":`...)
+	b = appendJSONString(b, string(i.ID))
+	for _, f := range []struct{ key, value string }{{"Digest", i.Digest}, {"ImageID", i.ImageID}} {
+		if f.value != "" {
+			b = append(b, `,"`+f.key+`":`...)
+			b = appendJSONString(b, f.value)
+		}
+	}
+	b = append(b, `,"Labels":`...)
+	b = i.Labels.appendJSON(b)
+	for _, f := range []struct {
+		key string
+		t   time.Time
+	}{{"CreatedAt", i.CreatedAt}, {"LastFetched", i.LastFetched}} {
+		if !f.t.IsZero() {
+			b = append(b, `,"`+f.key+`":`...)
+			b = appendJSONString(b, formatTime(f.t))
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string, as encoding/json writes it.
+// Image references, digests and times are plain ASCII and are copied as
+// they are; anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s) // a string always encodes
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // UnmarshalJSON tolerates an empty or unparsable ID, as fluxctl does.
