@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fluxd/fluxd/kube/resource"
@@ -260,5 +261,46 @@ func TestCommitWithoutItsNoteIsRepaired(t *testing.T) {
 	all := r.notes(t)
 	if len(all) != 2 || !strings.Contains(all[s.Commit], id) || all[seed] != "someone else's note" {
 		t.Fatalf("notes %v", all)
+	}
+}
+
+// A job cut short because fluxd stops is not ended in the journal: the
+// next fluxd runs it.
+func TestJobCutShortByShutdownRunsAgain(t *testing.T) {
+	r := newRemote(t, "cart")
+	repo := &faultyRepo{Repo: r.mirror(t)}
+	started := make(chan struct{})
+	var once sync.Once
+	var fetches atomic.Int32
+	armed := atomic.Bool{}
+	repo.fetch = func(ctx context.Context, next func() error) error {
+		// After Run starts, Recover fetches once; the second fetch is
+		// the job's own, before it edits: the remote hangs there.
+		if !armed.Load() || fetches.Add(1) != 2 {
+			return next()
+		}
+		once.Do(func() { close(started) })
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	q := newQueue(t, repo, config())
+	id, err := q.Submit(context.Background(), release("cart", "nginx:2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	stop := start(t, q)
+	<-started
+	stop()
+	if s, _ := q.Status(context.Background(), id); s.State != jobs.Failed || !strings.Contains(s.Err, "fluxd stopped while the job ran") {
+		t.Fatalf("status as fluxd stops %+v", s)
+	}
+	for _, e := range r.journal(t) {
+		if e.Event == notes.EventFailed {
+			t.Fatalf("the journal ended the job: %+v", e)
+		}
+	}
+	if s := restart(t, r, id, jobs.WithResume(resumeRelease)); s.State != jobs.Succeeded || s.Commit == "" || r.head(t) != s.Commit {
+		t.Fatalf("after the restart %+v", s)
 	}
 }

@@ -51,7 +51,12 @@ func (q *Queue) run(ctx context.Context, e *entry) {
 		s.State, s.Commit, s.Results = Succeeded, out.commit, out.results
 		log.Info().Str("commit", out.commit).Str("branch", q.cfg.Branch).Msg("job done: commit and job note pushed")
 	}
-	if s.Commit == "" && !s.recheck {
+	switch {
+	case s.State == Failed && ctx.Err() != nil:
+		// fluxd is stopping: the job did not end, it was cut short. The
+		// journal leaves it open, so the next fluxd runs it again.
+		log.Info().Msg("fluxd is stopping: the job runs again when fluxd starts")
+	case s.Commit == "" && !s.recheck:
 		// The job's end is not in a job note: the journal keeps it.
 		if err := q.journalEnd(ctx, s); err != nil {
 			log.Warn().Err(err).Msg("could not record the job's end in the job journal: after a restart it may run again")
