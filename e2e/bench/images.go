@@ -156,16 +156,7 @@ func benchImages(ctx context.Context, env *harness.Env, dir, bin string, cfg ima
 		return r, err
 	}
 	procStart := time.Now()
-	p, err := harness.StartProcess(fdir, "fluxd", bin,
-		"--kubeconfig", env.Kube.Kubeconfig,
-		"--git-url", remoteRepo.SSHURL,
-		"--git-ssh-key-file", env.Git.ClientKey.PrivatePath,
-		"--git-known-hosts-file", env.Git.KnownHostsPath,
-		"--cluster-name", "bench-images",
-		"--git-poll-interval", "1h",
-		"--sync-interval", "1h",
-		"--log-format", "json",
-		"--listen", listen,
+	p, err := harness.StartProcess(fdir, "fluxd", bin, append(fluxdArgs(env, remoteRepo.SSHURL, "bench-images", listen),
 		"--memcached", env.Memcached.Addr,
 		"--registry-insecure-host", proxy.Host,
 		"--registry-rps", fmt.Sprint(cfg.rps),
@@ -175,7 +166,7 @@ func benchImages(ctx context.Context, env *harness.Env, dir, bin string, cfg ima
 		// one the benchmark asks for.
 		"--registry-poll-interval", "1h",
 		"--registry-poll-max-interval", "2h",
-	)
+	)...)
 	if err != nil {
 		return r, err
 	}

@@ -52,6 +52,23 @@ func main() {
 	}
 }
 
+// fluxdArgs are the flags of every fluxd the bench runs: the repo over
+// ssh, the control plane, JSON logs, and hour-long intervals, so that only
+// what the bench asks for happens.
+func fluxdArgs(env *harness.Env, gitURL, cluster, listen string) []string {
+	return []string{
+		"--kubeconfig", env.Kube.Kubeconfig,
+		"--git-url", gitURL,
+		"--git-ssh-key-file", env.Git.ClientKey.PrivatePath,
+		"--git-known-hosts-file", env.Git.KnownHostsPath,
+		"--cluster-name", cluster,
+		"--git-poll-interval", "1h",
+		"--sync-interval", "1h",
+		"--log-format", "json",
+		"--listen", listen,
+	}
+}
+
 // noopRuns is how many no-op re-syncs of fluxd are timed.
 const noopRuns = 5
 
@@ -296,21 +313,12 @@ func benchFluxd(ctx context.Context, env *harness.Env, dir, bin string, whileRun
 		return r, err
 	}
 	start := time.Now()
-	p, err := harness.StartProcess(fdir, "fluxd", bin,
-		"--kubeconfig", env.Kube.Kubeconfig,
-		"--git-url", remote.SSHURL,
-		"--git-ssh-key-file", env.Git.ClientKey.PrivatePath,
-		"--git-known-hosts-file", env.Git.KnownHostsPath,
-		"--cluster-name", "bench",
-		"--git-poll-interval", "1h",
-		"--sync-interval", "1h",
+	p, err := harness.StartProcess(fdir, "fluxd", bin, append(fluxdArgs(env, remote.SSHURL, "bench", listen),
 		"--sync-garbage-collection",
-		"--log-format", "json",
-		"--listen", listen,
 		// The generated images name a registry that does not exist; the
 		// scanner's retries against it are not what this measures.
 		"--registry-exclude-image", "registry.example.com/*",
-	)
+	)...)
 	if err != nil {
 		return r, err
 	}
