@@ -556,3 +556,48 @@ func TestRepoConcurrentLoop(t *testing.T) {
 		t.Errorf("final a.yaml = %q, %v", files, err)
 	}
 }
+
+// Fetch makes the mirror hold what the remote holds: a notes ref or a sync
+// tag made in the mirror but never pushed is gone after it, even when the
+// remote has no such ref at all; RemoveNote removes a note, also on a
+// commit the mirror does not have.
+func TestRepoFetchPrunesAndRemoveNote(t *testing.T) {
+	r := newRemote(t)
+	a := r.openFetched(t)
+	c1 := commit(t, a, "", "one", map[string][]byte{"a.yaml": []byte("a: 1\n")})
+	push(t, a, c1+":refs/heads/main")
+	if err := a.SetNote("refs/notes/flux", c1, []byte("never pushed"), sig); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetTag("flux-sync/prod", c1, "never pushed", sig); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Note("refs/notes/flux", c1); !errors.Is(err, gitstate.ErrNotFound) {
+		t.Errorf("the unpushed note outlived a fetch: %v", err)
+	}
+	if _, err := a.Tag("flux-sync/prod"); !errors.Is(err, gitstate.ErrNotFound) {
+		t.Errorf("the unpushed tag outlived a fetch: %v", err)
+	}
+
+	// A pushed note, removed and pushed again, is gone from the remote.
+	if err := a.SetNote("refs/notes/flux", c1, []byte("pushed"), sig); err != nil {
+		t.Fatal(err)
+	}
+	push(t, a, "refs/notes/flux")
+	if err := a.RemoveNote("refs/notes/flux", c1, sig); err != nil {
+		t.Fatal(err)
+	}
+	push(t, a, "refs/notes/flux")
+	if list := r.git(t, "notes", "--ref=flux", "list"); list != "" {
+		t.Errorf("notes on the remote after the removal: %q", list)
+	}
+	if err := a.RemoveNote("refs/notes/flux", c1, sig); !errors.Is(err, gitstate.ErrNotFound) {
+		t.Errorf("removing a missing note: %v, want ErrNotFound", err)
+	}
+	if err := a.RemoveNote("refs/notes/flux", "c0ffee", sig); err == nil {
+		t.Error("removing the note of an abbreviated ID worked; a full ID is needed")
+	}
+}
