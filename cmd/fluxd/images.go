@@ -135,14 +135,14 @@ type imageAPI struct {
 	canonical func(repo string) (string, error) // the registry's name of a repository
 	list      workloadLister
 	c         *clusterAPI       // the watch list's sources; nil in tests
-	// workloadsVersion is the version of the workloads' answer (see
-	// clusterAPI.Version); nil: ListImages answers are not reused.
-	workloadsVersion func() string
 	secrets   *kube.PullSecrets // nil without --registry-pull-secrets
 	fallback  *cache.Fallback   // nil without --memcached
 	closeFn   func()
 	pollEvery time.Duration
 	manifests manifestImages
+	// workloadsVersion is the version of the workloads' answer (see
+	// clusterAPI.Version); nil: ListImages answers are not reused.
+	workloadsVersion func() string
 
 	filters gosync.Map // tag filter text -> parsedFilter
 
