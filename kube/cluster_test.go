@@ -206,6 +206,24 @@ func configMapYAML(ns, name, value string, annotations ...string) string {
 	return fmt.Sprintf("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: %s\n%sdata:\n  key: %q\n", name, ns, ann, value)
 }
 
+// cronJobYAML is a multi-document tail: the CronJob "report" in ns, which
+// runs registry.example.com/report:1.2 nightly.
+func cronJobYAML(ns string) string {
+	return fmt.Sprintf(`---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report, namespace: %[1]s}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: report, image: registry.example.com/report:1.2}]
+`, ns)
+}
+
 func deploymentYAML(ns, name string, replicas int) string {
 	return fmt.Sprintf(`---
 apiVersion: apps/v1

@@ -125,19 +125,7 @@ spec:
     spec:
       accessModes: [ReadWriteOnce]
       resources: {requests: {storage: 1Gi}}
----
-apiVersion: batch/v1
-kind: CronJob
-metadata: {name: report, namespace: %[1]s}
-spec:
-  schedule: "0 3 * * *"
-  jobTemplate:
-    spec:
-      template:
-        spec:
-          restartPolicy: OnFailure
-          containers: [{name: report, image: registry.example.com/report:1.2}]
-`, ns)
+`, ns) + cronJobYAML(ns)
 }
 
 func TestExport(t *testing.T) {

@@ -46,19 +46,7 @@ spec:
     metadata: {labels: {app: db}}
     spec:
       containers: [{name: db, image: registry.example.com/db:3.1}]
----
-apiVersion: batch/v1
-kind: CronJob
-metadata: {name: report, namespace: %[1]s}
-spec:
-  schedule: "0 3 * * *"
-  jobTemplate:
-    spec:
-      template:
-        spec:
-          restartPolicy: OnFailure
-          containers: [{name: report, image: registry.example.com/report:1.2}]
-`, ns))
+`, ns)+cronJobYAML(ns))
 }
 
 // waitWorkloads polls list until ok accepts the result.
