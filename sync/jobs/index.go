@@ -48,6 +48,19 @@ type found struct {
 	onBranch bool
 }
 
+// fetchOnce fetches if the mirror has not been fetched since the queue was
+// made: until then its branch and notes may be missing or old.
+func (x *noteIndex) fetchOnce(ctx context.Context, tx Tx) error {
+	if x.fetched.Load() {
+		return nil
+	}
+	if err := tx.Fetch(ctx); err != nil {
+		return fmt.Errorf("git fetch: %w", err)
+	}
+	x.fetched.Store(true)
+	return nil
+}
+
 // add records a note the worker pushed, if the index is built.
 func (x *noteIndex) add(id, commit string, at time.Time) {
 	x.mu.Lock()
@@ -78,11 +91,8 @@ func (x *noteIndex) lookup(ctx context.Context, id string) ([]noteRef, error) {
 func (x *noteIndex) rebuild(ctx context.Context) error {
 	var all map[string][]byte
 	err := x.q.repo.Update(ctx, func(tx Tx) error {
-		if !x.fetched.Load() {
-			if err := tx.Fetch(ctx); err != nil {
-				return fmt.Errorf("git fetch: %w", err)
-			}
-			x.fetched.Store(true)
+		if err := x.fetchOnce(ctx, tx); err != nil {
+			return err
 		}
 		var err error
 		all, err = tx.Notes(x.q.cfg.NotesRef)

@@ -57,11 +57,8 @@ func (j *journal) loaded() bool {
 func (q *Queue) loadJournal(ctx context.Context) error {
 	var all map[string][]byte
 	err := q.repo.Update(ctx, func(tx Tx) error {
-		if !q.index.fetched.Load() {
-			if err := tx.Fetch(ctx); err != nil {
-				return fmt.Errorf("git fetch: %w", err)
-			}
-			q.index.fetched.Store(true)
+		if err := q.index.fetchOnce(ctx, tx); err != nil {
+			return err
 		}
 		var err error
 		all, err = tx.Notes(q.cfg.JournalRef)
@@ -102,13 +99,10 @@ func (q *Queue) appendEvents(ctx context.Context, events ...notes.JobEvent) erro
 	sig := q.cfg.Committer
 	sig.When = q.o.now()
 	err := q.repo.Update(ctx, func(tx Tx) error {
-		if !q.index.fetched.Load() {
-			if err := tx.Fetch(ctx); err != nil {
-				return fmt.Errorf("git fetch: %w", err)
-			}
-			q.index.fetched.Store(true)
+		if err := q.index.fetchOnce(ctx, tx); err != nil {
+			return err
 		}
-		for try := 0; ; try++ {
+		return q.pushNotes(ctx, tx, q.cfg.JournalRef, func() error {
 			head, err := tx.Head()
 			if err != nil {
 				return fmt.Errorf("branch %s: %w", q.cfg.Branch, err)
@@ -122,17 +116,8 @@ func (q *Queue) appendEvents(ctx context.Context, events ...notes.JobEvent) erro
 					return err
 				}
 			}
-			if err := tx.SetNote(q.cfg.JournalRef, head, data, sig); err != nil {
-				return err
-			}
-			err = tx.Push(ctx, q.cfg.JournalRef)
-			if err == nil || !errors.Is(err, ErrNonFastForward) || try >= q.cfg.MaxRetries {
-				return err
-			}
-			if err := tx.Fetch(ctx); err != nil {
-				return fmt.Errorf("git fetch: %w", err)
-			}
-		}
+			return tx.SetNote(q.cfg.JournalRef, head, data, sig)
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("record in the job journal %s: %w", q.cfg.JournalRef, err)

@@ -197,25 +197,37 @@ func (q *Queue) afterFailedPush(ctx context.Context, tx Tx, commit string, note 
 	case onBranch:
 		// Someone moved the notes ref between our look and our update:
 		// the commit is on the branch without its note. Put it back.
-		for try := 0; ; try++ {
-			err := tx.SetNote(q.cfg.NotesRef, commit, note, sig)
-			if err == nil {
-				err = tx.Push(ctx, q.cfg.NotesRef)
-			}
-			if err == nil {
-				log.Warn().Err(pushErr).Str("commit", commit).Msg("the commit landed without its job note; the note was pushed again")
-				out.commit = commit
-				return nil
-			}
-			if !errors.Is(err, ErrNonFastForward) || try >= q.cfg.MaxRetries || tx.Fetch(ctx) != nil {
-				out.uncertain = commit
-				return fmt.Errorf("commit %s is on branch %s, but its job note could not be pushed: %w", short(commit), q.cfg.Branch, err)
-			}
+		err := q.pushNotes(ctx, tx, q.cfg.NotesRef, func() error { return tx.SetNote(q.cfg.NotesRef, commit, note, sig) })
+		if err != nil {
+			out.uncertain = commit
+			return fmt.Errorf("commit %s is on branch %s, but its job note could not be pushed: %w", short(commit), q.cfg.Branch, err)
 		}
+		log.Warn().Err(pushErr).Str("commit", commit).Msg("the commit landed without its job note; the note was pushed again")
+		out.commit = commit
+		return nil
 	case noted:
 		out.orphan = commit
 	}
 	return wrapped
+}
+
+// pushNotes runs write, which changes notesRef in the mirror, and pushes
+// notesRef. When the remote ref has moved on it fetches (which takes the
+// remote's notes as the base), writes again and pushes again, up to
+// Config.MaxRetries times: so others' notes are kept, never overwritten.
+func (q *Queue) pushNotes(ctx context.Context, tx Tx, notesRef string, write func() error) error {
+	for try := 0; ; try++ {
+		if err := write(); err != nil {
+			return err
+		}
+		err := tx.Push(ctx, notesRef)
+		if err == nil || !errors.Is(err, ErrNonFastForward) || try >= q.cfg.MaxRetries {
+			return err
+		}
+		if err := tx.Fetch(ctx); err != nil {
+			return fmt.Errorf("git fetch: %w", err)
+		}
+	}
 }
 
 // dropNotes removes the notes of orphans (commits of earlier attempts) that
@@ -237,22 +249,16 @@ func (q *Queue) dropNotes(tx Tx, orphans []string, head string, sig Signature) e
 // attempts left on commits that never reached the branch.
 func (q *Queue) removeOrphans(ctx context.Context, orphans []string, log zerolog.Logger) {
 	err := q.repo.Update(ctx, func(tx Tx) error {
-		for try := 0; ; try++ {
-			if err := tx.Fetch(ctx); err != nil {
-				return err
-			}
+		if err := tx.Fetch(ctx); err != nil {
+			return fmt.Errorf("git fetch: %w", err)
+		}
+		return q.pushNotes(ctx, tx, q.cfg.NotesRef, func() error {
 			head, err := tx.Head()
 			if err != nil {
 				return err
 			}
-			if err := q.dropNotes(tx, orphans, head, q.cfg.Committer); err != nil {
-				return err
-			}
-			err = tx.Push(ctx, q.cfg.NotesRef)
-			if err == nil || !errors.Is(err, ErrNonFastForward) || try >= q.cfg.MaxRetries {
-				return err
-			}
-		}
+			return q.dropNotes(tx, orphans, head, q.cfg.Committer)
+		})
 	})
 	if err != nil {
 		log.Warn().Err(err).Strs("commits", orphans).Msg("could not remove the job notes of commits that never reached the branch; Status reports them as failed")
