@@ -186,6 +186,11 @@ func (q *Queue) journalStatus(ctx context.Context, id string) (Status, error) {
 		s.State = Queued
 	}
 	if s.State == "" {
+		// Recover may have queued it again since Status looked in
+		// memory: it queues before it marks itself done, so look again.
+		if m, ok := q.inMemory(id); ok {
+			return m, nil
+		}
 		s.State = Failed
 		s.Err = "fluxd stopped before the job finished, and it was not run again; it made no commit. Run it again"
 	}

@@ -130,16 +130,9 @@ func (q *Queue) admitLocked(id string) error {
 // succeeded or failed from memory or, for older jobs and after a restart,
 // from the job notes. An ID found nowhere is an ErrUnknownJob.
 func (q *Queue) Status(ctx context.Context, id string) (Status, error) {
-	q.mu.Lock()
-	if e := q.active[id]; e != nil {
-		s := e.status.clone()
-		q.mu.Unlock()
-		return s, nil
-	}
-	s, ok := q.done.get(id)
-	q.mu.Unlock()
+	s, ok := q.inMemory(id)
 	if ok && !s.recheck {
-		return s.clone(), nil
+		return s, nil
 	}
 	if ok {
 		// It failed after pushing its note: if the commit reached the
@@ -149,7 +142,7 @@ func (q *Queue) Status(ctx context.Context, id string) (Status, error) {
 			q.remember(ns)
 			return ns.clone(), nil
 		}
-		return s.clone(), nil
+		return s, nil
 	}
 	if id == "" {
 		return Status{}, fmt.Errorf("%w: no job ID given", ErrUnknownJob)
@@ -166,6 +159,18 @@ func (q *Queue) Status(ctx context.Context, id string) (Status, error) {
 		q.remember(s)
 	}
 	return s.clone(), nil
+}
+
+// inMemory is job id's status if the queue holds it: queued, running, or
+// among the finished jobs it remembers.
+func (q *Queue) inMemory(id string) (Status, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if e := q.active[id]; e != nil {
+		return e.status.clone(), true
+	}
+	s, ok := q.done.get(id)
+	return s.clone(), ok
 }
 
 // remember keeps a succeeded status read from the notes in memory: a
